@@ -1,0 +1,72 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Kapsel: isolated worker processes ("daemons") for Swift.
+///
+/// Targets follow the layers of the design, lowest first:
+/// `CKapselShim` (C: syscalls Swift cannot reach) → `KapselWire` (frames, handshake, binary coder)
+/// → `Kapsel` (jobs, daemons, dispatcher) → `KapselCLI` (the `kapsel` command).
+let package = Package(
+    name: "Kapsel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Kapsel", targets: ["Kapsel"]),
+        .library(name: "KapselWire", targets: ["KapselWire"]),
+        .executable(name: "kapsel", targets: ["KapselCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "CKapselShim"),
+        .target(
+            name: "KapselWire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Kapsel",
+            dependencies: [
+                "CKapselShim",
+                "KapselWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "KapselCLI",
+            dependencies: [
+                "Kapsel",
+                "CKapselShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Jobs the tests run, shared by the test daemon executable and the tests.
+        .target(name: "KapselTestJobs", dependencies: ["Kapsel"], path: "Tests/Support/KapselTestJobs"),
+        // The test runner cannot re-launch itself as a daemon: the tests start this one.
+        .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
+        .testTarget(
+            name: "KapselWireTests",
+            dependencies: [
+                "KapselWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "KapselTests",
+            dependencies: [
+                "Kapsel", "KapselWire", "KapselTestJobs", "KapselTestDaemon", "CKapselShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

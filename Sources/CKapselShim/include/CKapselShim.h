@@ -1,0 +1,40 @@
+// Thin wrappers over the few system calls and macros Swift's Glibc module does not
+// expose (or exposes only as variadic functions): spawning with a closed descriptor
+// table, pidfd, the parent-death signal and close-on-exec pipes.
+#ifndef CKAPSEL_SHIM_H
+#define CKAPSEL_SHIM_H
+
+#include <sys/types.h>
+
+/// Starts `path` with `argv`/`envp`. The child's descriptors 0, 1 and 2 become
+/// `stdin_fd`, `stdout_fd` and `stderr_fd`; every other descriptor is closed in the
+/// child, so no daemon ever holds a sibling's lifeline. All signals get their
+/// default disposition and an empty mask. With `new_process_group` the child leads
+/// its own process group (a terminal's Ctrl-C goes to the host only).
+/// Returns 0 and sets `*pid_out`, or an errno value.
+int kapsel_spawn(const char *path, char *const argv[], char *const envp[],
+                 int stdin_fd, int stdout_fd, int stderr_fd,
+                 int new_process_group, pid_t *pid_out);
+
+/// `pidfd_open(pid, 0)`: a descriptor that becomes readable when `pid` exits.
+/// Returns -1 with errno set where the kernel lacks it.
+int kapsel_pidfd_open(pid_t pid);
+
+/// `pidfd_send_signal(pidfd, signal, NULL, 0)`: signals exactly the process the pidfd
+/// refers to, never a process that reused its pid. Returns 0 or -1 with errno.
+int kapsel_pidfd_send_signal(int pidfd, int signal);
+
+/// `prctl(PR_SET_PDEATHSIG, signal)`. Returns 0 or -1 with errno (non-Linux: 0, no effect).
+int kapsel_set_parent_death_signal(int signal);
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants are re-parented to this
+/// process instead of init. Returns 0 or -1 with errno.
+int kapsel_become_child_subreaper(void);
+
+/// `pipe2(fds, O_CLOEXEC)`. Returns 0 or -1 with errno.
+int kapsel_pipe_cloexec(int fds[2]);
+
+/// Sets or clears `O_NONBLOCK` on `fd`. Returns 0 or -1 with errno.
+int kapsel_set_nonblocking(int fd, int on);
+
+#endif

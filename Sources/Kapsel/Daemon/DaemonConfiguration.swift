@@ -1,0 +1,67 @@
+import KapselWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a daemon needs to find and join its host.
+public struct DaemonConfiguration: Sendable {
+    /// The host's address: `unix:///path/to/socket`.
+    public var url: String
+    /// The per-host secret.
+    public var secret: HostSecret
+    /// The launch token the host issued (empty for a daemon the host did not launch).
+    public var token: String
+    /// The host's pid when the host launched this daemon as its child.
+    public var hostPID: Int32?
+    /// Limits on frames from the host.
+    public var limits: WireLimits
+
+    /// Creates a configuration.
+    public init(url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits()) {
+        self.url = url
+        self.secret = secret
+        self.token = token
+        self.hostPID = hostPID
+        self.limits = limits
+    }
+
+    /// Whether this process was launched as a daemon.
+    static var isDaemonProcess: Bool {
+        getenv(DaemonEnvironment.role).map { String(cString: $0) } == DaemonEnvironment.daemonRole
+    }
+
+    /// Reads the configuration a host put in the environment, and removes it from the
+    /// environment (so jobs, and processes they start, never see the secret).
+    static func takeFromEnvironment() throws(DaemonConfigurationError) -> DaemonConfiguration {
+        func take(_ name: String) -> String? {
+            defer { unsetenv(name) }
+            return getenv(name).map { String(cString: $0) }
+        }
+        let url = take(DaemonEnvironment.url)
+        let secretHex = take(DaemonEnvironment.secret)
+        let token = take(DaemonEnvironment.token) ?? ""
+        let hostPID = take(DaemonEnvironment.hostPID).flatMap { Int32($0) }
+        _ = take(DaemonEnvironment.role)
+        guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
+        guard let secretHex, let secret = HostSecret(hex: secretHex) else {
+            throw DaemonConfigurationError("\(DaemonEnvironment.secret) is missing or not hex")
+        }
+        return DaemonConfiguration(url: url, secret: secret, token: token, hostPID: hostPID)
+    }
+
+    /// The socket path of a `unix://` URL.
+    var unixSocketPath: String? {
+        url.hasPrefix("unix://") ? String(url.dropFirst("unix://".count)) : nil
+    }
+}
+
+/// A daemon configuration that is missing or invalid.
+public struct DaemonConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong.
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

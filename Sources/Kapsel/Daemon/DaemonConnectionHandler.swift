@@ -1,0 +1,74 @@
+import KapselWire
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon's end of its host connection: the handshake (answer the host's
+/// challenge, check the host's proof), then requests handed to the `JobRunner`.
+final class DaemonConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingChallenge
+        case awaitingWelcome(hostNonce: [UInt8], daemonNonce: [UInt8])
+        case ready(JobRunner)
+        case finished
+    }
+
+    private let configuration: DaemonConfiguration
+    private let registry: JobRegistry
+    private var state = State.awaitingChallenge
+
+    init(configuration: DaemonConfiguration, registry: JobRegistry) {
+        self.configuration = configuration
+        self.registry = registry
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        switch (state, message) {
+        case (.awaitingChallenge, .challenge(let challenge)):
+            guard challenge.protocolVersion == WireMessage.protocolVersion else {
+                finish(.protocolError, "the host speaks protocol version \(challenge.protocolVersion), this daemon \(WireMessage.protocolVersion)")
+            }
+            let nonce = randomNonce()
+            let proof = configuration.secret.daemonProof(hostNonce: challenge.nonce, daemonNonce: nonce, token: configuration.token)
+            let hello = Hello(pid: getpid(), token: configuration.token, nonce: nonce, proof: proof)
+            context.writeAndFlush(wrapOutboundOut(WireMessage.hello(hello).frame(allocator: context.channel.allocator)), promise: nil)
+            state = .awaitingWelcome(hostNonce: challenge.nonce, daemonNonce: nonce)
+        case (.awaitingWelcome(let hostNonce, let daemonNonce), .welcome(let welcome)):
+            let expected = configuration.secret.hostProof(hostNonce: hostNonce, daemonNonce: daemonNonce)
+            guard HostSecret.proofsMatch(welcome.proof, expected) else {
+                finish(.refused, "the host could not prove it knows the secret; refusing to work for it")
+            }
+            let daemonContext = DaemonContext(daemonIndex: Int(welcome.daemonIndex), instance: Int(welcome.instance), processID: getpid())
+            state = .ready(JobRunner(channel: context.channel, registry: registry, context: daemonContext))
+        case (_, .refused(let reason)):
+            finish(.refused, "the host refused this daemon: \(reason)")
+        case (.ready(let runner), .run(let request)):
+            runner.enqueue(request)
+        case (.ready(let runner), .cancel(let requestID)):
+            runner.cancel(requestID)
+        case (.ready, .shutdown):
+            finish(.stopped)
+        default:
+            finish(.protocolError, "unexpected \(message.kindName) message from the host")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        finish(.protocolError, "the connection to the host failed: \(error)")
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(.hostLost)
+    }
+
+    private func finish(_ code: DaemonExitCode, _ message: String? = nil) -> Never {
+        state = .finished
+        DaemonProcess.exit(code, message.map { "kapsel daemon \(getpid()): \($0)" })
+    }
+}

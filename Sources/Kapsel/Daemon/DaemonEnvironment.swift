@@ -1,0 +1,15 @@
+/// Names of the environment variables through which a host configures the daemons it
+/// launches. The daemon removes them from its environment once read.
+enum DaemonEnvironment {
+    /// `daemon` in a process launched as a daemon.
+    static let role = "KAPSEL_ROLE"
+    static let daemonRole = "daemon"
+    /// The host's address, e.g. `unix:///tmp/kapsel-x1y2z3/host.sock`.
+    static let url = "KAPSEL_HOST_URL"
+    /// The per-host secret, hex.
+    static let secret = "KAPSEL_SECRET"
+    /// The launch token that tells the host which slot this daemon fills.
+    static let token = "KAPSEL_TOKEN"
+    /// The host's pid, to notice a host that died before the daemon set its parent-death signal.
+    static let hostPID = "KAPSEL_HOST_PID"
+}

@@ -1,0 +1,17 @@
+/// The exit codes of a daemon process, so a supervisor can tell why it ended
+/// (values from `sysexits.h` where one fits).
+public enum DaemonExitCode: Int32, Sendable, CaseIterable {
+    /// The host asked it to stop.
+    case stopped = 0
+    /// Cannot connect to the host (`EX_NOHOST`).
+    case cannotConnect = 68
+    /// The connection to the host closed without a stop request: the host is gone (`EX_UNAVAILABLE`).
+    case hostLost = 69
+    /// The host broke the protocol (`EX_PROTOCOL`).
+    case protocolError = 76
+    /// The host refused the daemon, or could not prove it knows the secret (`EX_NOPERM`).
+    case refused = 77
+    /// The daemon's configuration is missing or invalid, or the executable never
+    /// called `Kapsel.bootstrap(jobs:)` (`EX_CONFIG`).
+    case configuration = 78
+}

@@ -1,0 +1,54 @@
+import CKapselShim
+import Dispatch
+import KapselWire
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The life of a daemon process: connect, authenticate, run jobs until the host says
+/// stop or goes away, then exit with a `DaemonExitCode`.
+///
+/// Two lifelines end a daemon whose host dies: the end of its connection (noticed
+/// within milliseconds), and, for a daemon the host launched itself, the kernel's
+/// parent-death signal (the host spawns daemons from a thread that lives as long as
+/// the host, so the signal fires only when the host process ends).
+enum DaemonProcess {
+    static func run(_ configuration: DaemonConfiguration, registry: JobRegistry) -> Never {
+        if let hostPID = configuration.hostPID {
+            _ = kapsel_set_parent_death_signal(SIGKILL)
+            if getppid() != hostPID { exit(.hostLost, "kapsel daemon: the host (pid \(hostPID)) is already gone") }
+        }
+        guard let socketPath = configuration.unixSocketPath else {
+            exit(.configuration, "kapsel daemon: unsupported host URL \(configuration.url) (expected unix://PATH)")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            _ = try ClientBootstrap(group: group)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+                        try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(configuration: configuration, registry: registry))
+                    }
+                }
+                .connect(unixDomainSocketPath: socketPath)
+                .wait()
+        } catch {
+            exit(.cannotConnect, "kapsel daemon: cannot connect to \(configuration.url): \(error)")
+        }
+        // Serve the main queue (and with it the main actor) while the event loop and
+        // the job tasks do the work; the connection handler ends the process.
+        dispatchMain()
+    }
+
+    /// Ends the process at once, after printing `message` (if any) to standard error.
+    static func exit(_ code: DaemonExitCode, _ message: String? = nil) -> Never {
+        fflush(nil)
+        if let message { writeToStandardError(message + "\n") }
+        _exit(code.rawValue)
+    }
+}

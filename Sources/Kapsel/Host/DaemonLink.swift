@@ -1,0 +1,11 @@
+import KapselWire
+
+/// The host's end of one authenticated daemon connection.
+protocol DaemonLink: AnyObject, Sendable {
+    /// Queues `message` for the daemon; never blocks.
+    func send(_ message: WireMessage)
+    /// Closes the connection.
+    func close()
+    /// Where the daemon connected from, for status output.
+    var peerDescription: String { get }
+}

@@ -1,0 +1,54 @@
+import KapselWire
+
+/// How a pool of daemons is started and run. Every field has a default.
+///
+/// ```swift
+/// var options = DaemonOptions()
+/// options.dispatch = .roundRobin
+/// options.executable = .path("/usr/local/bin/my-worker")
+/// let daemons = try await Daemons(4, options: options)
+/// ```
+public struct DaemonOptions: Sendable {
+    /// Which program the daemons run.
+    public enum Executable: Sendable, Hashable {
+        /// This process's own executable, re-launched in daemon mode; its `main` must
+        /// call `Kapsel.bootstrap(jobs:)` first.
+        case currentProcess
+        /// Another executable (which calls `Kapsel.bootstrap(jobs:)`), with arguments.
+        case path(String, arguments: [String] = [])
+    }
+
+    /// How jobs are handed to daemons.
+    public enum Dispatch: Sendable, Hashable {
+        /// A FIFO queue in the host; each job goes to the first idle daemon, so no job
+        /// ever waits behind a long one while another daemon is free.
+        case dispatcher
+        /// No queue in the host: each job is sent at once to the next daemon in turn and
+        /// waits there (lowest overhead, but a job may wait behind a slow one).
+        case roundRobin
+    }
+
+    /// Which program the daemons run.
+    public var executable: Executable = .currentProcess
+    /// How jobs are handed to daemons.
+    public var dispatch: Dispatch = .dispatcher
+    /// How long a cancelled or timed-out job has to stop cooperatively before its
+    /// daemon is killed and replaced.
+    public var cancellationGrace: Duration = .milliseconds(50)
+    /// How long `Daemons(...)` waits for every daemon to connect.
+    public var startupTimeout: Duration = .seconds(30)
+    /// How long `stop()` waits for daemons to exit before killing them.
+    public var shutdownGrace: Duration = .seconds(2)
+    /// After this many failed starts in a row a daemon slot is given up.
+    public var maxConsecutiveStartFailures: Int = 3
+    /// Copy what daemons print to the host's standard error. Either way the last
+    /// 8 KiB of a daemon's output are kept and shown when it crashes.
+    public var forwardOutput: Bool = false
+    /// Extra environment variables for the daemons (they inherit the host's otherwise).
+    public var environment: [String: String] = [:]
+    /// Limits on frames from daemons.
+    public var limits: WireLimits = WireLimits()
+
+    /// Default options.
+    public init() {}
+}

@@ -1,0 +1,173 @@
+import KapselWire
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pool of local daemon processes that run jobs, isolated from the host: whatever a
+/// job does — crash, hang, leak — the host stays up and the job resolves.
+///
+/// ```swift
+/// try await withDaemons(2) { daemons in
+///     let handle = daemons.submit(Simulate(mean: 2, sd: 5, n: 1_000_000))
+///     print(try await handle.value)
+///     print(daemons.status())
+/// }
+/// ```
+///
+/// Prefer `withDaemons`, which always stops the daemons; a `Daemons` made directly
+/// must be stopped with `stop()`.
+public final class Daemons: Sendable {
+    /// How many daemons the pool keeps running.
+    public let count: Int
+    /// The address daemons connect to.
+    public let url: String
+    let dispatcher: Dispatcher
+    private let listener: HostListener
+    private let options: DaemonOptions
+
+    /// Starts `count` daemons and waits until every one is connected.
+    ///
+    /// Throws `DaemonsError` when they cannot start (the error includes what a failing
+    /// daemon printed) or do not connect within `options.startupTimeout`.
+    public init(_ count: Int, options: DaemonOptions = DaemonOptions()) async throws {
+        precondition(count > 0, "a pool needs at least one daemon")
+        Kapsel.refuseToNestInUnbootstrappedDaemon()
+        let executable: String
+        let arguments: [String]
+        switch options.executable {
+        case .currentProcess:
+            guard let path = currentExecutablePath() else { throw DaemonsError("cannot find this process's executable in /proc/self/exe") }
+            executable = path
+            arguments = []
+        case .path(let path, let extra):
+            guard access(path, X_OK) == 0 else { throw DaemonsError("the daemon executable \(path) does not exist or is not executable") }
+            executable = path
+            arguments = extra
+        }
+
+        let directory = try HostListener.makePrivateDirectory()
+        let url = "unix://\(directory)/host.sock"
+        let secret = HostSecret.random()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let launcher = LocalLauncher(executable: executable, arguments: arguments, extraEnvironment: options.environment, url: url, secret: secret, forwardOutput: options.forwardOutput)
+        let state = DispatcherState(
+            slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
+            cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
+            makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
+        )
+        let dispatcher = Dispatcher(state: state, launcher: launcher, timerLoop: group.next())
+        let listener: HostListener
+        do {
+            listener = try await HostListener.bind(in: directory, group: group, limits: options.limits) {
+                HostConnectionHandler(dispatcher: dispatcher, secret: secret)
+            }
+        } catch {
+            rmdir(directory)
+            throw DaemonsError("cannot listen on \(url): \(error)")
+        }
+        self.count = count
+        self.url = url
+        self.dispatcher = dispatcher
+        self.listener = listener
+        self.options = options
+
+        dispatcher.perform { $0.start() }
+        do {
+            try await dispatcher.waitUntilReady(limit: options.startupTimeout)
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    /// Submits a job and returns its handle at once; the job runs on the first idle
+    /// daemon (or the next in turn, in round-robin mode).
+    ///
+    /// - Parameters:
+    ///   - timeout: the longest the job may run on a daemon (time spent waiting for a
+    ///     daemon does not count, except in round-robin mode where the job waits in
+    ///     its daemon). When it passes, the handle resolves as `.timedOut`, the job is
+    ///     cancelled, and its daemon is replaced if it does not stop within
+    ///     `DaemonOptions.cancellationGrace`.
+    ///   - retries: how many times to re-run the job if its daemon dies while running it.
+    public func submit<J: Job>(_ job: J, timeout: Duration? = nil, retries: Int = 0) -> JobHandle<J.Output> {
+        let id = dispatcher.makeJobID()
+        let handle = JobHandle<J.Output>(id: id, jobType: J.jobTypeName) { [dispatcher] id in
+            dispatcher.perform { $0.cancel(job: id) }
+        }
+        let payload: ByteBuffer
+        do {
+            payload = try CompactEncoder().encode(job)
+        } catch {
+            handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
+            return handle
+        }
+        dispatcher.perform { $0.submit(id: id, jobType: J.jobTypeName, payload: payload, resolver: handle, timeout: timeout, retries: retries) }
+        return handle
+    }
+
+    /// Runs `job` on every daemon, first before any other waiting work, and again on
+    /// every daemon that starts later (a replacement after a crash included). Use it
+    /// for setup whose state (in `DaemonStorage`) later jobs rely on.
+    ///
+    /// Returns the result on each daemon running now, in daemon order.
+    @discardableResult
+    public func everywhere<J: Job>(_ job: J) async -> [Result<J.Output, JobError>] {
+        let handles = (0..<count).map { _ in JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, canceller: nil) }
+        do {
+            let payload = try CompactEncoder().encode(job)
+            dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, payload: payload, resolvers: handles) }
+        } catch {
+            for handle in handles {
+                handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
+            }
+        }
+        var results: [Result<J.Output, JobError>] = []
+        for handle in handles { results.append(await handle.result) }
+        return results
+    }
+
+    /// A snapshot: connections, waiting jobs, and per daemon whether it is online,
+    /// its instance, pid, and how many jobs it was assigned, completed and crashed on.
+    public func status() -> DaemonsStatus {
+        dispatcher.inspect { $0.status(url: url) }
+    }
+
+    /// Stops the daemons. Unresolved jobs resolve with `.stopped`; daemons are asked to
+    /// exit and killed if they have not after `DaemonOptions.shutdownGrace`. Returns
+    /// when every daemon process is gone. Calling it again does nothing more.
+    public func stop() async {
+        await dispatcher.stop(grace: options.shutdownGrace)
+        await listener.close()
+    }
+}
+
+/// Runs `body` with `count` daemons and stops them when it returns or throws.
+///
+/// ```swift
+/// let total = try await withDaemons(4) { daemons in
+///     let handles = (1...100).map { daemons.submit(Square(x: $0)) }
+///     var sum = 0
+///     for handle in handles { sum += try await handle.value }
+///     return sum
+/// }
+/// ```
+public func withDaemons<Result>(
+    _ count: Int,
+    options: DaemonOptions = DaemonOptions(),
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (Daemons) async throws -> Result
+) async throws -> Result {
+    let daemons = try await Daemons(count, options: options)
+    do {
+        let result = try await body(daemons)
+        await daemons.stop()
+        return result
+    } catch {
+        await daemons.stop()
+        throw error
+    }
+}

@@ -1,0 +1,11 @@
+/// Daemons that could not be started.
+public struct DaemonsError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, including what the failing daemon printed.
+    public let message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}

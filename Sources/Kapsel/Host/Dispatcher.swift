@@ -1,0 +1,111 @@
+import KapselWire
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The dispatcher of a `Daemons` pool: the state machine behind a lock, and the code
+/// that carries out its actions once the lock is released.
+///
+/// It is called from any thread: `submit` from user tasks, connection events from
+/// NIO event loops, process exits from the supervisor thread, timers from an event
+/// loop. A daemon's answer is handled on its connection's event loop, and the next
+/// job for that daemon is written from there in the same step, with no thread hop.
+final class Dispatcher: Sendable {
+    private let state: Mutex<DispatcherState>
+    private let nextJobID = Atomic<UInt64>(1)
+    /// Resolutions carried out, and attempts to resolve a job that had already
+    /// resolved (always 0 unless the exactly-once invariant is broken): for tests.
+    let resolutions = Atomic<Int>(0)
+    let repeatedResolutions = Atomic<Int>(0)
+    private let launcher: any DaemonLauncher
+    private let timerLoop: any EventLoop
+
+    init(state: DispatcherState, launcher: any DaemonLauncher, timerLoop: any EventLoop) {
+        self.state = Mutex(state)
+        self.launcher = launcher
+        self.timerLoop = timerLoop
+    }
+
+    /// Runs one event of the state machine and carries out the actions it returns.
+    func perform(_ event: (inout DispatcherState) -> [DispatcherAction]) {
+        let actions = state.withLock { event(&$0) }
+        for action in actions { execute(action) }
+    }
+
+    /// Reads the state without changing it.
+    func inspect<R>(_ body: (borrowing DispatcherState) -> R) -> R {
+        state.withLock { body($0) }
+    }
+
+    /// A fresh job id.
+    func makeJobID() -> UInt64 {
+        nextJobID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    private func execute(_ action: DispatcherAction) {
+        switch action {
+        case .send(let link, let message):
+            link.send(message)
+        case .close(let link):
+            link.close()
+        case .resolve(let resolver, let outcome):
+            if resolver.resolve(outcome) {
+                resolutions.add(1, ordering: .relaxed)
+            } else {
+                repeatedResolutions.add(1, ordering: .relaxed)
+            }
+        case .launch(let slot, let instance, let token):
+            launcher.launch(slot: slot, instance: instance, token: token, dispatcher: self)
+        case .signal(let pid, let signal):
+            ProcessSupervisor.shared.signal(pid, signal)
+        case .schedule(let event, let delay):
+            timerLoop.scheduleTask(in: TimeAmount(delay)) {
+                self.perform { $0.timerFired(event) }
+            }
+        case .resumeReadiness(let waiters, let result):
+            for waiter in waiters { waiter.resume(with: result.mapError { $0 as any Error }) }
+        case .resumeStopped(let waiters):
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    /// Waits until every daemon is online; throws if one cannot start or `limit` passes.
+    func waitUntilReady(limit: Duration) async throws {
+        let timer = timerLoop.scheduleTask(in: TimeAmount(limit)) {
+            self.perform { $0.startupTimedOut(after: limit) }
+        }
+        defer { timer.cancel() }
+        try await withCheckedThrowingContinuation { continuation in
+            perform { $0.awaitReadiness(continuation) }
+        }
+    }
+
+    /// Stops every daemon: a graceful shutdown, then SIGKILL for any process still
+    /// alive after `grace`. Returns once every daemon process has been reaped.
+    func stop(grace: Duration) async {
+        perform { $0.stop() }
+        let killer = timerLoop.scheduleTask(in: TimeAmount(grace)) {
+            self.perform { $0.killRemaining() }
+        }
+        await withCheckedContinuation { continuation in
+            perform { $0.awaitStopped(continuation) }
+        }
+        killer.cancel()
+    }
+}
+
+/// Starts daemon processes for a dispatcher's slots.
+protocol DaemonLauncher: Sendable {
+    /// Starts the process for `slot`; reports `launched` and `processExited` to `dispatcher`.
+    func launch(slot: Int, instance: Int, token: String, dispatcher: Dispatcher)
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

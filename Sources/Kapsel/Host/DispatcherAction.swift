@@ -1,0 +1,32 @@
+import KapselWire
+
+/// Effects the dispatcher's state machine asks its shell to carry out, in order,
+/// after the lock is released.
+enum DispatcherAction {
+    /// Send a message to a daemon.
+    case send(any DaemonLink, WireMessage)
+    /// Close a daemon connection.
+    case close(any DaemonLink)
+    /// Resolve a job.
+    case resolve(any JobResolver, JobOutcome)
+    /// Start a daemon process for a slot.
+    case launch(slot: Int, instance: Int, token: String)
+    /// Send a signal to a daemon process.
+    case signal(pid: Int32, signal: Int32)
+    /// Deliver `event` to `timerFired(_:)` after `after`.
+    case schedule(TimerEvent, after: Duration)
+    /// Resume tasks waiting for every daemon to be online.
+    case resumeReadiness([CheckedContinuation<Void, any Error>], Result<Void, DaemonsError>)
+    /// Resume tasks waiting for every daemon process to be gone.
+    case resumeStopped([CheckedContinuation<Void, Never>])
+}
+
+/// Something the dispatcher must look at again later.
+enum TimerEvent: Sendable {
+    /// A running job's time-out.
+    case timeout(job: UInt64)
+    /// The grace a cancelled job has to stop before its daemon is killed.
+    case cancelGrace(slot: Int, instance: Int, job: UInt64)
+    /// The time a daemon that closed its connection has to exit before it is killed.
+    case disconnectGrace(slot: Int, instance: Int)
+}

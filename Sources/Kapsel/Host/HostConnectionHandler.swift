@@ -1,0 +1,136 @@
+import KapselWire
+import NIOCore
+
+/// One connection on the host's socket: the mutual handshake, then the daemon's
+/// answers handed to the dispatcher.
+///
+/// Anything wrong (a malformed or oversized frame, a wrong secret, a message out of
+/// turn, silence during the handshake) closes this connection only. A stranger is
+/// refused with a reason; an authenticated daemon that misbehaves is closed and
+/// killed, and the job it held resolves as `connectionLost`.
+final class HostConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingHello(nonce: [UInt8])
+        case accepted(slot: Int, instance: Int)
+        case closed
+    }
+
+    /// How long a connection may take to present its hello.
+    static let handshakeTimeout = TimeAmount.seconds(10)
+
+    private let dispatcher: Dispatcher
+    private let secret: HostSecret
+    private var state = State.closed
+    private var handshakeTimer: Scheduled<Void>?
+    private var closeReason: String?
+
+    init(dispatcher: Dispatcher, secret: HostSecret) {
+        self.dispatcher = dispatcher
+        self.secret = secret
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let nonce = randomNonce()
+        state = .awaitingHello(nonce: nonce)
+        write(.challenge(Challenge(nonce: nonce)), context: context)
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: Self.handshakeTimeout) {
+            let (handler, context) = bound.value
+            if case .awaitingHello = handler.state {
+                handler.reject("no hello within \(Self.handshakeTimeout)", context: context)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        switch (state, message) {
+        case (.awaitingHello(let nonce), .hello(let hello)):
+            admit(hello, hostNonce: nonce, context: context)
+        case (.accepted(let slot, let instance), .result(let result)):
+            dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, result: result) }
+        case (.closed, _):
+            break
+        default:
+            violation("unexpected \(message.kindName) message", context: context)
+        }
+    }
+
+    private func admit(_ hello: Hello, hostNonce: [UInt8], context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        guard hello.protocolVersion == WireMessage.protocolVersion else {
+            reject("protocol version \(hello.protocolVersion) is not supported; this host speaks version \(WireMessage.protocolVersion)", context: context)
+            return
+        }
+        let expected = secret.daemonProof(hostNonce: hostNonce, daemonNonce: hello.nonce, token: hello.token)
+        guard HostSecret.proofsMatch(hello.proof, expected) else {
+            reject("authentication failed: the daemon's secret does not match this host's", context: context)
+            return
+        }
+        let hostProof = secret.hostProof(hostNonce: hostNonce, daemonNonce: hello.nonce)
+        var admission = DispatcherState.Admission.refused("not admitted")
+        let link = ChannelLink(channel: context.channel)
+        dispatcher.perform { state in
+            let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, link: link) { index, instance in
+                .welcome(Welcome(daemonIndex: UInt32(index), instance: UInt32(instance), proof: hostProof))
+            }
+            admission = decision
+            return actions
+        }
+        switch admission {
+        case .accepted(let slot, let instance):
+            state = .accepted(slot: slot, instance: instance)
+        case .refused(let reason):
+            reject(reason, context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        violation(String(describing: error), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        if case .accepted(let slot, let instance) = state {
+            let reason = closeReason
+            dispatcher.perform { $0.connectionClosed(slot: slot, instance: instance, reason: reason) }
+        }
+        state = .closed
+        context.fireChannelInactive()
+    }
+
+    /// A protocol violation: a stranger is refused; a daemon's connection is closed,
+    /// and the reason is what its job resolves with.
+    private func violation(_ reason: String, context: ChannelHandlerContext) {
+        switch state {
+        case .awaitingHello:
+            reject(reason, context: context)
+        case .accepted:
+            // channelInactive reports the close (and this reason) to the dispatcher.
+            if closeReason == nil { closeReason = reason }
+            context.close(promise: nil)
+        case .closed:
+            break
+        }
+    }
+
+    /// Refuses a connection that has not become a daemon, telling it why.
+    private func reject(_ reason: String, context: ChannelHandlerContext) {
+        guard case .awaitingHello = state else { return }
+        state = .closed
+        dispatcher.perform { state in
+            state.connectionRejected(reason)
+            return []
+        }
+        write(.refused(reason), context: context)
+        context.close(promise: nil)
+    }
+
+    private func write(_ message: WireMessage, context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(message.frame(allocator: context.channel.allocator)), promise: nil)
+    }
+}

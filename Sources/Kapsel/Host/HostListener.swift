@@ -1,0 +1,87 @@
+import KapselWire
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host's listening socket: a Unix domain socket in a private (0700) directory,
+/// where daemons connect and authenticate.
+final class HostListener: Sendable {
+    /// The socket's path.
+    let socketPath: String
+    private let directory: String
+    private let channel: any Channel
+
+    private init(socketPath: String, directory: String, channel: any Channel) {
+        self.socketPath = socketPath
+        self.directory = directory
+        self.channel = channel
+    }
+
+    /// `unix://` URL of the socket.
+    var url: String { "unix://" + socketPath }
+
+    /// Makes a private directory for a socket: `mkdtemp` creates it with mode 0700.
+    static func makePrivateDirectory() throws -> String {
+        var candidates = ["/tmp"]
+        if let tmp = getenv("TMPDIR").map({ String(cString: $0) }), !tmp.isEmpty, tmp.utf8.count < 60 {
+            candidates.insert(tmp, at: 0)
+        }
+        for base in candidates {
+            var template = Array((base.hasSuffix("/") ? base : base + "/").utf8CString.dropLast()) + Array("kapsel-XXXXXX".utf8CString)
+            if mkdtemp(&template) != nil {
+                return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            }
+        }
+        throw DaemonsError("cannot create a private socket directory in /tmp: \(String(cString: strerror(errno)))")
+    }
+
+    /// Binds the socket in `directory` and serves connections with `makeHandler`.
+    static func bind(
+        in directory: String, group: any EventLoopGroup, limits: WireLimits,
+        makeHandler: @escaping @Sendable () -> HostConnectionHandler
+    ) async throws -> HostListener {
+        let socketPath = directory + "/host.sock"
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, handshakeFrames: 1)))
+                    try channel.pipeline.syncOperations.addHandler(makeHandler())
+                }
+            }
+            .bind(unixDomainSocketPath: socketPath)
+            .get()
+        return HostListener(socketPath: socketPath, directory: directory, channel: channel)
+    }
+
+    /// Stops accepting connections and removes the socket and its directory.
+    func close() async {
+        try? await channel.close()
+        unlink(socketPath)
+        rmdir(directory)
+    }
+}
+
+/// The host's end of a daemon connection, as the dispatcher sees it.
+final class ChannelLink: DaemonLink {
+    private let channel: any Channel
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    func send(_ message: WireMessage) {
+        channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+
+    var peerDescription: String {
+        channel.remoteAddress.map { "\($0)" } ?? "local"
+    }
+}

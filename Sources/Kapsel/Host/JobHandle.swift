@@ -1,0 +1,120 @@
+import KapselWire
+import NIOCore
+import Synchronization
+
+/// The eventual outcome of a submitted job. `submit` returns it at once; it
+/// resolves exactly once, asynchronously, with the job's output or a `JobError`.
+///
+/// ```swift
+/// let handle = daemons.submit(Simulate(mean: 2, sd: 5, n: 1_000_000))
+/// handle.isResolved            // false while it runs
+/// let mean = try await handle.value
+/// ```
+///
+/// Cancelling a task that awaits `value` or `result` cancels the job itself, as
+/// `cancel()` does.
+public final class JobHandle<Output: Codable & Sendable>: Sendable {
+    private enum State {
+        case pending([CheckedContinuation<Result<Output, JobError>, Never>])
+        case resolved(Result<Output, JobError>)
+    }
+
+    /// The job's id within its `Daemons`.
+    public let id: UInt64
+    /// The job's registered type name.
+    public let jobType: String
+    private let state = Mutex<State>(.pending([]))
+    private let canceller: (@Sendable (UInt64) -> Void)?
+
+    init(id: UInt64, jobType: String, canceller: (@Sendable (UInt64) -> Void)?) {
+        self.id = id
+        self.jobType = jobType
+        self.canceller = canceller
+    }
+
+    /// Whether the job has resolved.
+    public var isResolved: Bool {
+        state.withLock { if case .resolved = $0 { true } else { false } }
+    }
+
+    /// The outcome if the job has resolved, nil while it is pending (polling).
+    public var currentResult: Result<Output, JobError>? {
+        state.withLock { if case .resolved(let result) = $0 { result } else { nil } }
+    }
+
+    /// Waits for the outcome.
+    public var result: Result<Output, JobError> {
+        get async {
+            if let resolved = currentResult { return resolved }
+            return await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ready: Result<Output, JobError>? = state.withLock { state in
+                        switch state {
+                        case .resolved(let result):
+                            return result
+                        case .pending(let waiters):
+                            state = .pending(waiters + [continuation])
+                            return nil
+                        }
+                    }
+                    if let ready { continuation.resume(returning: ready) }
+                }
+            } onCancel: {
+                self.cancel()
+            }
+        }
+    }
+
+    /// Waits for the output; throws the `JobError` if the job failed.
+    public var value: Output {
+        get async throws(JobError) {
+            try await result.get()
+        }
+    }
+
+    /// Cancels the job: a queued job is dropped; a running one is asked to stop
+    /// (task cancellation in the daemon) and its daemon is replaced if it does not
+    /// stop within the grace period. The handle resolves with `.cancelled` unless it
+    /// had already resolved.
+    public func cancel() {
+        if !isResolved { canceller?(id) }
+    }
+}
+
+/// How the dispatcher resolves a handle without knowing its output type.
+protocol JobResolver: AnyObject, Sendable {
+    /// Resolves with the encoded output or an error. Returns false if it had already resolved.
+    @discardableResult
+    func resolve(_ outcome: JobOutcome) -> Bool
+}
+
+/// What the dispatcher hands a resolver.
+enum JobOutcome: Sendable {
+    case value(ByteBuffer)
+    case failure(JobError)
+}
+
+extension JobHandle: JobResolver {
+    @discardableResult
+    func resolve(_ outcome: JobOutcome) -> Bool {
+        let result: Result<Output, JobError>
+        switch outcome {
+        case .failure(let error):
+            result = .failure(error)
+        case .value(let bytes):
+            do {
+                result = .success(try CompactDecoder().decode(Output.self, from: bytes))
+            } catch {
+                result = .failure(JobError(.resultDecodingFailed, "the output does not decode as \(Output.self): \(error)", jobType: jobType))
+            }
+        }
+        let waiters: [CheckedContinuation<Result<Output, JobError>, Never>]? = state.withLock { state in
+            guard case .pending(let waiters) = state else { return nil }
+            state = .resolved(result)
+            return waiters
+        }
+        guard let waiters else { return false }
+        for waiter in waiters { waiter.resume(returning: result) }
+        return true
+    }
+}

@@ -1,0 +1,68 @@
+import KapselWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts daemons as local child processes: the host's own executable (or a given
+/// one) with the daemon role and connection details in its environment.
+///
+/// The secret travels in the environment, never on the command line (where `ps`
+/// would show it); the daemon removes it from its environment once read.
+struct LocalLauncher: DaemonLauncher {
+    let executable: String
+    let arguments: [String]
+    let environment: [String: String]
+    let forwardOutput: Bool
+
+    init(executable: String, arguments: [String], extraEnvironment: [String: String], url: String, secret: HostSecret, forwardOutput: Bool) {
+        self.executable = executable
+        self.arguments = arguments
+        self.forwardOutput = forwardOutput
+        var environment = currentEnvironment().filter { !$0.key.hasPrefix("KAPSEL_") }
+        environment.merge(extraEnvironment) { _, new in new }
+        // The Swift crash backtracer can hang a crashing daemon for ever: off, unless
+        // the caller set it explicitly for daemons.
+        if extraEnvironment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
+        environment[DaemonEnvironment.role] = DaemonEnvironment.daemonRole
+        environment[DaemonEnvironment.url] = url
+        environment[DaemonEnvironment.secret] = secret.hex
+        environment[DaemonEnvironment.hostPID] = String(getpid())
+        self.environment = environment
+    }
+
+    func launch(slot: Int, instance: Int, token: String, dispatcher: Dispatcher) {
+        var environment = self.environment
+        environment[DaemonEnvironment.token] = token
+        let request = ProcessSupervisor.SpawnRequest(executable: executable, arguments: arguments, environment: environment, forwardOutput: forwardOutput)
+        ProcessSupervisor.shared.spawn(request, started: { result in
+            dispatcher.perform { $0.launched(slot: slot, instance: instance, result: result) }
+        }, exited: { report in
+            dispatcher.perform { $0.processExited(slot: slot, instance: instance, termination: report.termination, output: report.outputTail) }
+        })
+    }
+}
+
+/// The environment of this process as a dictionary (the first value wins for a name
+/// that appears twice, as `getenv` does).
+func currentEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            let name = String(text[..<equals])
+            if result[name] == nil { result[name] = String(text[text.index(after: equals)...]) }
+        }
+        pointer += 1
+    }
+    return result
+}
+
+/// The path of this process's executable.
+func currentExecutablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

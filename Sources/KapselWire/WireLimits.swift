@@ -1,0 +1,16 @@
+/// Hard limits on every length read from the wire.
+public struct WireLimits: Sendable, Hashable {
+    /// The largest frame accepted once a connection is authenticated. Large data goes
+    /// through shared memory, not frames, so this only bounds job arguments and results.
+    public var maxFrameLength: Int
+    /// The largest frame accepted before the peer has authenticated: a stranger can
+    /// never make the other side buffer more than this.
+    public var maxHandshakeFrameLength: Int
+
+    /// Creates limits: 256 MiB frames, 4 KiB handshake frames by default.
+    public init(maxFrameLength: Int = 256 << 20, maxHandshakeFrameLength: Int = 4096) {
+        precondition(maxFrameLength >= 64 && maxHandshakeFrameLength >= 64, "frame limits below 64 bytes cannot carry a handshake")
+        self.maxFrameLength = min(maxFrameLength, Int(UInt32.max))
+        self.maxHandshakeFrameLength = maxHandshakeFrameLength
+    }
+}

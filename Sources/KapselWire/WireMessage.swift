@@ -1,0 +1,178 @@
+import NIOCore
+
+/// Every message of the Kapsel protocol between a host and its daemons.
+///
+/// A frame on the wire is a 4-byte big-endian length, then one kind byte and the
+/// message's fields; the length counts the kind byte and the fields.
+///
+/// A connection opens with a mutual handshake: the host sends `challenge`, the
+/// daemon answers `hello` with a proof of the shared secret, and the host replies
+/// `welcome` with its own proof, or `refused` with the reason.
+public enum WireMessage: Sendable, Equatable {
+    /// Host → daemon, first frame: protocol version and a fresh random nonce.
+    case challenge(Challenge)
+    /// Daemon → host: who the daemon is and its proof of the secret.
+    case hello(Hello)
+    /// Host → daemon: accepted; the daemon's place and the host's proof.
+    case welcome(Welcome)
+    /// Either way: the connection is refused, and why. The sender closes it.
+    case refused(String)
+    /// Host → daemon: run a job.
+    case run(RunRequest)
+    /// Host → daemon: stop the job with this request id (cooperatively).
+    case cancel(requestID: UInt64)
+    /// Daemon → host: how a job ended.
+    case result(RunResult)
+    /// Host → daemon: finish and exit.
+    case shutdown
+
+    /// The protocol version this build speaks.
+    public static let protocolVersion: UInt16 = 1
+
+    enum Kind: UInt8 {
+        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown
+    }
+
+    /// The name of the message's kind, for error messages.
+    public var kindName: String {
+        switch self {
+        case .challenge: "challenge"
+        case .hello: "hello"
+        case .welcome: "welcome"
+        case .refused: "refused"
+        case .run: "run"
+        case .cancel: "cancel"
+        case .result: "result"
+        case .shutdown: "shutdown"
+        }
+    }
+}
+
+/// The host's opening message.
+public struct Challenge: Sendable, Equatable {
+    /// Bytes that mark a Kapsel host, so a daemon that dialled the wrong service says so.
+    public static let magic: [UInt8] = Array("KAPSEL".utf8)
+    /// The protocol version the host speaks.
+    public var protocolVersion: UInt16
+    /// A fresh random nonce the daemon must sign.
+    public var nonce: [UInt8]
+
+    /// Creates a challenge.
+    public init(protocolVersion: UInt16 = WireMessage.protocolVersion, nonce: [UInt8]) {
+        self.protocolVersion = protocolVersion
+        self.nonce = nonce
+    }
+}
+
+/// The daemon's introduction.
+public struct Hello: Sendable, Equatable {
+    /// The protocol version the daemon speaks.
+    public var protocolVersion: UInt16
+    /// The daemon's process id (as the daemon sees it).
+    public var pid: Int32
+    /// The launch token the host gave this daemon, or empty for a daemon started elsewhere.
+    public var token: String
+    /// A fresh random nonce the host must sign in `Welcome`.
+    public var nonce: [UInt8]
+    /// HMAC of the host's nonce, this nonce and the token under the shared secret.
+    public var proof: [UInt8]
+
+    /// Creates a hello.
+    public init(protocolVersion: UInt16 = WireMessage.protocolVersion, pid: Int32, token: String, nonce: [UInt8], proof: [UInt8]) {
+        self.protocolVersion = protocolVersion
+        self.pid = pid
+        self.token = token
+        self.nonce = nonce
+        self.proof = proof
+    }
+}
+
+/// The host's acceptance.
+public struct Welcome: Sendable, Equatable {
+    /// The daemon's index in its pool.
+    public var daemonIndex: UInt32
+    /// How many daemons have held this index so far, this one included.
+    public var instance: UInt32
+    /// HMAC of the daemon's nonce and the host's nonce under the shared secret.
+    public var proof: [UInt8]
+
+    /// Creates a welcome.
+    public init(daemonIndex: UInt32, instance: UInt32, proof: [UInt8]) {
+        self.daemonIndex = daemonIndex
+        self.instance = instance
+        self.proof = proof
+    }
+}
+
+/// A job to run.
+public struct RunRequest: Sendable, Equatable {
+    /// Identifies the job in `cancel` and `result`.
+    public var requestID: UInt64
+    /// The registered name of the job's type.
+    public var jobType: String
+    /// The job value in the compact format.
+    public var payload: ByteBuffer
+
+    /// Creates a request.
+    public init(requestID: UInt64, jobType: String, payload: ByteBuffer) {
+        self.requestID = requestID
+        self.jobType = jobType
+        self.payload = payload
+    }
+}
+
+/// How a job ended in the daemon.
+public struct RunResult: Sendable, Equatable {
+    /// The request this answers.
+    public var requestID: UInt64
+    /// The value or the failure.
+    public var outcome: RunOutcome
+
+    /// Creates a result.
+    public init(requestID: UInt64, outcome: RunOutcome) {
+        self.requestID = requestID
+        self.outcome = outcome
+    }
+}
+
+/// The end of a job as the daemon reports it.
+public enum RunOutcome: Sendable, Equatable {
+    /// The job's output in the compact format.
+    case value(ByteBuffer)
+    /// The job did not produce a value.
+    case failure(FailureReport)
+}
+
+/// A job that ended without a value, as the daemon saw it.
+public struct FailureReport: Sendable, Equatable {
+    /// Why the job produced no value.
+    public enum Reason: UInt8, Sendable {
+        /// `run()` threw.
+        case thrown = 1
+        /// The daemon has no job registered under the requested name.
+        case unknownJobType
+        /// The job's bytes did not decode as its type.
+        case jobDecodingFailed
+        /// The job's output could not be encoded.
+        case resultEncodingFailed
+        /// The job stopped because it was cancelled.
+        case cancelled
+    }
+
+    /// Why the job produced no value.
+    public var reason: Reason
+    /// The Swift type of the error, e.g. `MyApp.ValidationError`.
+    public var errorType: String
+    /// The error's description.
+    public var message: String
+    /// Where the error was thrown, as precisely as the daemon knows it.
+    public var location: String
+
+    /// Creates a report.
+    public init(reason: Reason, errorType: String, message: String, location: String) {
+        self.reason = reason
+        self.errorType = errorType
+        self.message = message
+        self.location = location
+    }
+}

@@ -1,0 +1,174 @@
+import NIOCore
+
+extension WireMessage {
+    /// Appends this message as one complete frame (length prefix included) to `buffer`.
+    public func writeFrame(into buffer: inout ByteBuffer) {
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(UInt32(0))
+        writeBody(into: &buffer)
+        let length = buffer.writerIndex - lengthIndex - 4
+        precondition(length <= Int(UInt32.max), "a frame cannot exceed 4 GiB")
+        buffer.setInteger(UInt32(length), at: lengthIndex)
+    }
+
+    /// This message as one complete frame in a new buffer.
+    public func frame(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 64 + payloadSize)
+        writeFrame(into: &buffer)
+        return buffer
+    }
+
+    private var payloadSize: Int {
+        switch self {
+        case .run(let request): request.payload.readableBytes + request.jobType.utf8.count
+        case .result(let result):
+            switch result.outcome {
+            case .value(let payload): payload.readableBytes
+            case .failure(let report): report.message.utf8.count + report.location.utf8.count + report.errorType.utf8.count
+            }
+        default: 0
+        }
+    }
+
+    private func writeBody(into buffer: inout ByteBuffer) {
+        switch self {
+        case .challenge(let challenge):
+            buffer.writeInteger(Kind.challenge.rawValue)
+            buffer.writeBytes(Challenge.magic)
+            buffer.writeInteger(challenge.protocolVersion)
+            buffer.writeShortBytes(challenge.nonce)
+        case .hello(let hello):
+            buffer.writeInteger(Kind.hello.rawValue)
+            buffer.writeInteger(hello.protocolVersion)
+            buffer.writeInteger(hello.pid)
+            buffer.writeLongString(hello.token)
+            buffer.writeShortBytes(hello.nonce)
+            buffer.writeShortBytes(hello.proof)
+        case .welcome(let welcome):
+            buffer.writeInteger(Kind.welcome.rawValue)
+            buffer.writeInteger(welcome.daemonIndex)
+            buffer.writeInteger(welcome.instance)
+            buffer.writeShortBytes(welcome.proof)
+        case .refused(let reason):
+            buffer.writeInteger(Kind.refused.rawValue)
+            buffer.writeLongString(reason)
+        case .run(let request):
+            buffer.writeInteger(Kind.run.rawValue)
+            buffer.writeInteger(request.requestID)
+            buffer.writeLongString(request.jobType)
+            buffer.writeImmutableBuffer(request.payload)
+        case .cancel(let requestID):
+            buffer.writeInteger(Kind.cancel.rawValue)
+            buffer.writeInteger(requestID)
+        case .result(let result):
+            buffer.writeInteger(Kind.result.rawValue)
+            buffer.writeInteger(result.requestID)
+            switch result.outcome {
+            case .value(let payload):
+                buffer.writeInteger(UInt8(0))
+                buffer.writeImmutableBuffer(payload)
+            case .failure(let report):
+                buffer.writeInteger(report.reason.rawValue)
+                buffer.writeLongString(report.errorType)
+                buffer.writeLongString(report.message)
+                buffer.writeLongString(report.location)
+            }
+        case .shutdown:
+            buffer.writeInteger(Kind.shutdown.rawValue)
+        }
+    }
+
+    /// Parses the body of one frame (everything after the length prefix). The body must
+    /// hold exactly one message; payloads are slices of `body`, not copies.
+    public static func parse(frameBody body: ByteBuffer) throws(WireError) -> WireMessage {
+        var body = body
+        guard let rawKind = body.readInteger(as: UInt8.self) else { throw malformed("empty frame") }
+        guard let kind = Kind(rawValue: rawKind) else { throw malformed("unknown message kind \(rawKind)") }
+        let message: WireMessage
+        switch kind {
+        case .challenge:
+            guard body.readBytes(length: Challenge.magic.count) == Challenge.magic else {
+                throw malformed("the peer is not a Kapsel host (no KAPSEL magic in its first frame)")
+            }
+            let version = try body.read(UInt16.self, "challenge version")
+            message = .challenge(Challenge(protocolVersion: version, nonce: try body.readShortBytes("challenge nonce")))
+        case .hello:
+            let version = try body.read(UInt16.self, "hello version")
+            let pid = try body.read(Int32.self, "hello pid")
+            let token = try body.readLongString("hello token")
+            let nonce = try body.readShortBytes("hello nonce")
+            let proof = try body.readShortBytes("hello proof")
+            message = .hello(Hello(protocolVersion: version, pid: pid, token: token, nonce: nonce, proof: proof))
+        case .welcome:
+            let index = try body.read(UInt32.self, "welcome index")
+            let instance = try body.read(UInt32.self, "welcome instance")
+            message = .welcome(Welcome(daemonIndex: index, instance: instance, proof: try body.readShortBytes("welcome proof")))
+        case .refused:
+            message = .refused(try body.readLongString("refusal reason"))
+        case .run:
+            let requestID = try body.read(UInt64.self, "request id")
+            let jobType = try body.readLongString("job type")
+            message = .run(RunRequest(requestID: requestID, jobType: jobType, payload: body.readSlice(length: body.readableBytes)!))
+        case .cancel:
+            message = .cancel(requestID: try body.read(UInt64.self, "request id"))
+        case .result:
+            let requestID = try body.read(UInt64.self, "request id")
+            let status = try body.read(UInt8.self, "result status")
+            if status == 0 {
+                message = .result(RunResult(requestID: requestID, outcome: .value(body.readSlice(length: body.readableBytes)!)))
+            } else {
+                guard let reason = FailureReport.Reason(rawValue: status) else { throw malformed("unknown result status \(status)") }
+                let errorType = try body.readLongString("error type")
+                let text = try body.readLongString("error message")
+                let location = try body.readLongString("error location")
+                let report = FailureReport(reason: reason, errorType: errorType, message: text, location: location)
+                message = .result(RunResult(requestID: requestID, outcome: .failure(report)))
+            }
+        case .shutdown:
+            message = .shutdown
+        }
+        guard body.readableBytes == 0 else {
+            throw malformed("\(body.readableBytes) unexpected bytes after a \(message.kindName) message")
+        }
+        return message
+    }
+
+    private static func malformed(_ text: String) -> WireError { WireError(.malformedFrame, text) }
+}
+
+extension ByteBuffer {
+    fileprivate mutating func writeShortBytes(_ bytes: [UInt8]) {
+        precondition(bytes.count <= Int(UInt8.max))
+        writeInteger(UInt8(bytes.count))
+        writeBytes(bytes)
+    }
+
+    fileprivate mutating func writeLongString(_ text: String) {
+        let lengthIndex = writerIndex
+        writeInteger(UInt32(0))
+        let written = writeString(text)
+        setInteger(UInt32(written), at: lengthIndex)
+    }
+
+    fileprivate mutating func read<I: FixedWidthInteger>(_ type: I.Type, _ what: String) throws(WireError) -> I {
+        guard let value = readInteger(as: type) else { throw WireError(.malformedFrame, "frame ends inside the \(what)") }
+        return value
+    }
+
+    fileprivate mutating func readShortBytes(_ what: String) throws(WireError) -> [UInt8] {
+        let count = try read(UInt8.self, what)
+        guard let bytes = readBytes(length: Int(count)) else { throw WireError(.malformedFrame, "frame ends inside the \(what)") }
+        return bytes
+    }
+
+    /// Reads a 32-bit length and that many UTF-8 bytes; the length is checked against
+    /// the bytes that remain in the frame before anything is read.
+    fileprivate mutating func readLongString(_ what: String) throws(WireError) -> String {
+        let count = try read(UInt32.self, what)
+        guard Int(count) <= readableBytes else {
+            throw WireError(.malformedFrame, "the \(what) claims \(count) bytes but only \(readableBytes) remain in the frame")
+        }
+        guard let text = readValidUTF8(length: Int(count)) else { throw WireError(.malformedFrame, "the \(what) is not UTF-8") }
+        return text
+    }
+}

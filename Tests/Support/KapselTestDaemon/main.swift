@@ -1,0 +1,35 @@
+// The daemon executable the tests launch (the test runner cannot re-launch itself).
+//
+// With no Kapsel environment it can also act as a small host, for tests that need a
+// host process they can kill:
+//   KapselTestDaemon host N     start N daemons (this executable), print their pids, wait
+//   KapselTestDaemon no-bootstrap   behave like a program whose main forgot Kapsel.bootstrap
+import Kapsel
+import KapselTestJobs
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let arguments = CommandLine.arguments.dropFirst()
+if arguments.first != "no-bootstrap" {
+    Kapsel.bootstrap(jobs: TestJobs.all)
+}
+
+switch arguments.first {
+case "host":
+    let count = Int(arguments.dropFirst().first ?? "2") ?? 2
+    let daemons = try await Daemons(count)
+    for daemon in daemons.status().daemons {
+        print(daemon.pid ?? -1)
+    }
+    print("ready")
+    fflush(nil)
+    while true { sleep(60) }
+case "no-bootstrap":
+    _ = try await Daemons(1)
+    print("unreachable: a daemon without bootstrap must not start daemons")
+default:
+    print("KapselTestDaemon: a daemon for Kapsel's tests; start it through Daemons")
+    exit(64)
+}
