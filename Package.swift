@@ -47,6 +47,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The README's tour as a program; the tests run it and check the README against it.
+        .executableTarget(name: "KapselTour", dependencies: ["Kapsel"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel"], path: "Tests/Support/KapselTestJobs"),
         // The test runner cannot re-launch itself as a daemon: the tests start this one.
@@ -63,7 +65,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselTestJobs", "KapselTestDaemon", "CKapselShim",
+                "Kapsel", "KapselWire", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -1,0 +1,101 @@
+// The README's tour, as a program that is built and run by the tests
+// (Tests/KapselTests/ReadmeTests.swift checks every README snippet appears here).
+import Kapsel
+
+// MARK: A job
+struct Simulate: Job {
+    var mean: Double, sd: Double, n: Int
+
+    func run() async throws -> Double {
+        guard sd > 0 else { throw JobFailure("sd must be positive, got \(sd)") }
+        var sum = 0.0
+        for _ in 0..<n { sum += mean + sd * Double.random(in: -1...1) }
+        return sum / Double(n)
+    }
+}
+
+struct LoadModel: Job {
+    var name: String
+    func run() async throws -> Bool {
+        DaemonStorage.shared.set("model", name)
+        return true
+    }
+}
+
+struct Predict: Job {
+    var x: Double
+    func run() async throws -> String {
+        let model = DaemonStorage.shared.get("model", as: String.self) ?? "none"
+        return "\(model)(\(x))"
+    }
+}
+
+struct Crash: Job {
+    func run() async throws -> Int {
+        UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+        return 0
+    }
+}
+
+struct Forever: Job {
+    func run() async throws -> Int {
+        while true { try await Task.sleep(for: .seconds(1)) }
+    }
+}
+
+// MARK: Bootstrap
+Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self])
+
+// MARK: Submit and await
+try await withDaemons(2) { daemons in
+    let handle = daemons.submit(Simulate(mean: 2, sd: 5, n: 1_000_000))
+    print(handle.isResolved)            // false while it runs
+    let mean = try await handle.value   // or: await handle.result
+    print(mean)
+}
+
+// MARK: Failures are values
+try await withDaemons(2) { daemons in
+    switch await daemons.submit(Crash()).result {
+    case .success(let value):
+        print("unexpected:", value)
+    case .failure(let error) where error.code == .crashed:
+        print("daemon died with", error.termination!)   // signal 11 (SIGSEGV)
+    case .failure(let error):
+        print(error)
+    }
+
+    let failed = await daemons.submit(Simulate(mean: 0, sd: -1, n: 10)).result
+    if case .failure(let error) = failed {
+        print(error.code, error.remoteErrorType!, error.message, error.location!)
+    }
+}
+
+// MARK: Time-outs, cancellation, retries
+try await withDaemons(2) { daemons in
+    let slow = daemons.submit(Forever(), timeout: .milliseconds(200))
+    print(await slow.result)                       // .failure(timed out)
+
+    let long = daemons.submit(Forever())
+    long.cancel()                                  // or cancel the task awaiting it
+    print(await long.result)                       // .failure(cancelled)
+
+    let retried = daemons.submit(Simulate(mean: 1, sd: 1, n: 10), retries: 2)
+    print(try await retried.value)
+}
+
+// MARK: Setup on every daemon
+try await withDaemons(2) { daemons in
+    await daemons.everywhere(LoadModel(name: "gbm"))   // also runs on replacement daemons
+    print(try await daemons.submit(Predict(x: 1)).value)  // "gbm(1.0)"
+    print(daemons.status())
+}
+
+// MARK: Options
+var options = DaemonOptions()
+options.dispatch = .roundRobin          // no host queue: each job goes to the next daemon in turn
+options.cancellationGrace = .milliseconds(100)
+let daemons = try await Daemons(4, options: options)
+let results = (1...8).map { daemons.submit(Simulate(mean: Double($0), sd: 1, n: 1000)) }
+for result in results { print(try await result.value) }
+await daemons.stop()

@@ -1,0 +1,47 @@
+/// Prints benchmark figures as JSON lines, one per figure, named as in BENCHMARKS.md:
+/// `{"workload":"W1","variant":"job","metric":"rtt_us_p50","value":21.4}`.
+enum BenchReport {
+    static func emit(_ workload: String, _ variant: String? = nil, _ metric: String, _ value: Double, note: String? = nil) {
+        var fields = ["\"workload\":\"\(workload)\""]
+        if let variant { fields.append("\"variant\":\"\(variant)\"") }
+        fields.append("\"metric\":\"\(metric)\"")
+        fields.append("\"value\":\(format(value))")
+        if let note { fields.append("\"note\":\"\(note)\"") }
+        print("{" + fields.joined(separator: ",") + "}")
+    }
+
+    private static func format(_ value: Double) -> String {
+        guard value.isFinite else { return "null" }
+        let rounded = (value * 100).rounded() / 100
+        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+    }
+}
+
+/// Order statistics of a sample.
+struct Samples {
+    private var sorted: [Double]
+
+    init(_ values: [Double]) {
+        sorted = values.sorted()
+    }
+
+    /// The value below which `fraction` of the sample lies (nearest rank).
+    func percentile(_ fraction: Double) -> Double {
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[min(max(rank, 0), sorted.count - 1)]
+    }
+
+    var median: Double { percentile(0.5) }
+}
+
+extension Duration {
+    /// This duration in microseconds.
+    var microseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+    }
+
+    /// This duration in milliseconds.
+    var milliseconds: Double { microseconds / 1000 }
+}

@@ -1,0 +1,179 @@
+import Kapsel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// W1: round trip of a trivial job with one daemon.
+enum LatencyBench {
+    static func run(floorMicroseconds: Double?) async throws {
+        for (variant, dispatch) in [("job", DaemonOptions.Dispatch.dispatcher), ("no-dispatcher", .roundRobin)] {
+            var options = DaemonOptions()
+            options.dispatch = dispatch
+            let samples = try await withDaemons(1, options: options) { daemons in
+                for index in 0..<200 { _ = try await daemons.submit(Trivial(x: index)).value }
+                let clock = ContinuousClock()
+                var samples: [Double] = []
+                for index in 0..<2000 {
+                    let start = clock.now
+                    _ = try await daemons.submit(Trivial(x: index)).value
+                    samples.append((clock.now - start).microseconds)
+                }
+                return Samples(samples)
+            }
+            BenchReport.emit("W1", variant, "rtt_us_p50", samples.median)
+            BenchReport.emit("W1", variant, "rtt_us_p99", samples.percentile(0.99))
+            if let floorMicroseconds {
+                BenchReport.emit("W1", variant, "ratio_to_floor", samples.median / floorMicroseconds)
+            }
+        }
+    }
+}
+
+/// W2: 20,000 trivial jobs submitted at once, then all collected, with two daemons;
+/// through the dispatcher (one job per daemon at a time) and round-robin (pipelined).
+enum ThroughputBench {
+    static func run() async throws {
+        for (variant, dispatch) in [("submit", DaemonOptions.Dispatch.dispatcher), ("submit-no-dispatcher", .roundRobin)] {
+            var options = DaemonOptions()
+            options.dispatch = dispatch
+            BenchReport.emit("W2", variant, "jobs_per_s", try await rate(options))
+        }
+    }
+
+    private static func rate(_ options: DaemonOptions) async throws -> Double {
+        let jobs = 20_000
+        var rates: [Double] = []
+        try await withDaemons(2, options: options) { daemons in
+            for round in 0..<4 {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let handles = (0..<jobs).map { daemons.submit(Trivial(x: $0)) }
+                for handle in handles { _ = try await handle.value }
+                let elapsed = clock.now - start
+                if round > 0 { rates.append(Double(jobs) / (elapsed.microseconds / 1e6)) }
+            }
+        }
+        return Samples(rates).median
+    }
+}
+
+/// W4: crash recovery, 200 crashes in a row on one daemon.
+enum CrashBench {
+    static func run() async throws {
+        let before = ResourceCounts.now()
+        var toError: [Double] = []
+        var toReady: [Double] = []
+        try await withDaemons(1) { daemons in
+            _ = try await daemons.submit(Trivial(x: 0)).value
+            let clock = ContinuousClock()
+            for _ in 0..<200 {
+                let start = clock.now
+                let crash = await daemons.submit(Segfault()).result
+                let resolved = clock.now
+                guard case .failure(let error) = crash, error.code == .crashed else { throw BenchError("the crash job did not crash") }
+                _ = try await daemons.submit(Trivial(x: 1)).value
+                toError.append((resolved - start).milliseconds)
+                toReady.append((clock.now - resolved).milliseconds)
+            }
+        }
+        let after = ResourceCounts.now()
+        BenchReport.emit("W4", nil, "crash_to_error_ms", Samples(toError).median)
+        BenchReport.emit("W4", nil, "replacement_ready_ms", Samples(toReady).median)
+        BenchReport.emit("W4", nil, "leaked_processes", Double(after.children - before.children))
+        BenchReport.emit("W4", nil, "leaked_fds", Double(after.descriptors - before.descriptors))
+        BenchReport.emit("W4", nil, "leaked_shm_kB", Double(after.sharedMemoryKB - before.sharedMemoryKB))
+    }
+}
+
+/// W5: a job that spins ignoring cancellation, with a 200 ms time-out.
+enum TimeoutBench {
+    static func run() async throws {
+        var resolution: [Double] = []
+        var back: [Double] = []
+        try await withDaemons(1) { daemons in
+            _ = try await daemons.submit(Trivial(x: 0)).value
+            let clock = ContinuousClock()
+            for _ in 0..<5 {
+                let start = clock.now
+                let result = await daemons.submit(Hang(), timeout: .milliseconds(200)).result
+                let resolved = clock.now
+                guard case .failure(let error) = result, error.code == .timedOut else { throw BenchError("the hang did not time out") }
+                _ = try await daemons.submit(Trivial(x: 1)).value
+                resolution.append((resolved - start).milliseconds)
+                back.append((clock.now - resolved).milliseconds)
+            }
+        }
+        BenchReport.emit("W5", nil, "timeout_resolution_ms", Samples(resolution).median)
+        BenchReport.emit("W5", nil, "daemon_back_ms", Samples(back).median)
+    }
+}
+
+/// W6: from nothing to the first result with two daemons.
+enum StartupBench {
+    static func run() async throws {
+        var samples: [Double] = []
+        let clock = ContinuousClock()
+        for _ in 0..<10 {
+            let start = clock.now
+            var firstResult = start
+            try await withDaemons(2) { daemons in
+                _ = try await daemons.submit(Trivial(x: 1)).value
+                firstResult = clock.now
+            }
+            samples.append((firstResult - start).milliseconds)
+        }
+        BenchReport.emit("W6", nil, "startup_ms", Samples(samples).median)
+    }
+}
+
+/// Processes, descriptors and shared memory this process holds, to count leaks.
+struct ResourceCounts {
+    var children: Int
+    var descriptors: Int
+    var sharedMemoryKB: Int
+
+    static func now() -> ResourceCounts {
+        ResourceCounts(children: childCount(), descriptors: entries(in: "/proc/self/fd").count, sharedMemoryKB: devShmKB())
+    }
+
+    private static func entries(in directory: String) -> [String] {
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    private static func childCount() -> Int {
+        let me = getpid()
+        return entries(in: "/proc").filter { name in
+            guard Int32(name) != nil, let stat = readFile("/proc/\(name)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == me
+        }.count
+    }
+
+    private static func devShmKB() -> Int {
+        entries(in: "/dev/shm").reduce(0) { total, name in
+            var info = stat()
+            return stat("/dev/shm/" + name, &info) == 0 ? total + Int(info.st_blocks) / 2 : total
+        }
+    }
+
+    private static func readFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

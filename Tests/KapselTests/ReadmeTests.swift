@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+extension ProcessTests {
+    @Suite("README")
+    struct ReadmeTests {
+        static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+        static func normalizedLines(_ text: String) -> [String] {
+            text.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        }
+
+        /// The ```swift blocks of the README.
+        static func snippets() throws -> [String] {
+            let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+            var blocks: [String] = []
+            var current: [Substring]?
+            for line in readme.split(separator: "\n", omittingEmptySubsequences: false) {
+                if current == nil, line.trimmingCharacters(in: .whitespaces) == "```swift" {
+                    current = []
+                } else if current != nil, line.trimmingCharacters(in: .whitespaces) == "```" {
+                    blocks.append(current!.joined(separator: "\n"))
+                    current = nil
+                } else {
+                    current?.append(line)
+                }
+            }
+            return blocks
+        }
+
+        @Test func everySwiftSnippetInTheReadmeIsPartOfTheCompiledTour() throws {
+            let tour = try String(contentsOf: Self.root.appendingPathComponent("Examples/KapselTour/main.swift"), encoding: .utf8)
+            let tourLines = Self.normalizedLines(tour)
+            let snippets = try Self.snippets()
+            #expect(snippets.count >= 4)
+            for snippet in snippets {
+                let lines = Self.normalizedLines(snippet)
+                let found = tourLines.indices.contains { start in
+                    start + lines.count <= tourLines.count && Array(tourLines[start..<start + lines.count]) == lines
+                }
+                #expect(found, "README snippet not found verbatim in Examples/KapselTour/main.swift:\n\(snippet)")
+            }
+        }
+
+        @Test func theTourRuns() throws {
+            let tour = URL(fileURLWithPath: testDaemonPath).deletingLastPathComponent().appendingPathComponent("KapselTour").path
+            let outcome = try runProcess(tour, environment: ["PATH": "/usr/bin:/bin"], timeout: 60)
+            #expect(outcome.status == 0, "\(outcome.output)")
+            #expect(outcome.output.contains("daemon died with signal 11 (SIGSEGV)"))
+            #expect(outcome.output.contains("remote error Kapsel.JobFailure sd must be positive, got -1.0"))
+            #expect(outcome.output.contains("timed out"))
+            #expect(outcome.output.contains("cancelled"))
+            #expect(outcome.output.contains("gbm(1.0)"))
+            #expect(outcome.output.contains("connections: 2"))
+        }
+    }
+}
