@@ -92,6 +92,42 @@ extension ProcessTests {
             #expect(childProcesses().isEmpty)
         }
 
+        @Test func poolsWithCrashesLeaveNoDescriptorsOrProcessesBehind() async throws {
+            func descriptorCount() -> Int {
+                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+            }
+            try await withTestDaemons(1) { _ in }
+            let before = descriptorCount()
+            for _ in 0..<3 {
+                try await withTestDaemons(2) { daemons in
+                    for _ in 0..<5 { _ = await daemons.submit(Crash(.segfault, in: .running)).result }
+                    _ = await daemons.submit(Spin(), timeout: .milliseconds(50)).result
+                    _ = try await daemons.submit(Echo(1)).value
+                }
+            }
+            #expect(descriptorCount() == before)
+            #expect(childProcesses().isEmpty)
+        }
+
+        @Test func stopDoesNotWaitForAJobThatIgnoresCancellation() async throws {
+            // With a one-minute shutdown grace, only the cancellation grace can end the
+            // spinning daemon in time.
+            let daemons = try await Daemons(1, options: testOptions { $0.shutdownGrace = .seconds(60) })
+            let pid = daemons.status().daemons[0].pid!
+            let spinning = daemons.submit(Spin())
+            try await Task.sleep(for: .milliseconds(50))
+            let clock = ContinuousClock()
+            let start = clock.now
+            await daemons.stop()
+            #expect(clock.now - start < .seconds(30))
+            #expect(!processExists(pid))
+            guard case .failure(let error) = await spinning.result else {
+                Issue.record("a spinning job resolved with a value")
+                return
+            }
+            #expect(error.code == .stopped)
+        }
+
         struct Boom: Error {}
 
         @Test func theScopedFormStopsTheDaemonsWhenItsBodyThrows() async throws {

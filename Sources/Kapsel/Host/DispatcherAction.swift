@@ -29,4 +29,6 @@ enum TimerEvent: Sendable {
     case cancelGrace(slot: Int, instance: Int, job: UInt64)
     /// The time a daemon that closed its connection has to exit before it is killed.
     case disconnectGrace(slot: Int, instance: Int)
+    /// The time a daemon busy when the pool stopped has to exit before it is killed.
+    case stopGrace(slot: Int, instance: Int)
 }

@@ -311,6 +311,9 @@ struct DispatcherState {
             guard slots[index].instance == instance, slots[index].inFlight.contains(id), let pid = slots[index].pid else { return [] }
             if slots[index].killCause == nil { slots[index].killCause = .unresponsive }
             return [.signal(pid: pid, signal: SIGKILL)]
+        case .stopGrace(let index, let instance):
+            guard slots[index].instance == instance, let pid = slots[index].pid else { return [] }
+            return [.signal(pid: pid, signal: SIGKILL)]
         case .disconnectGrace(let index, let instance):
             guard slots[index].instance == instance, slots[index].link == nil, let pid = slots[index].pid else { return [] }
             if slots[index].killCause == nil { slots[index].killCause = .connectionFailed("the daemon closed its connection and did not exit") }
@@ -497,6 +500,8 @@ struct DispatcherState {
     // MARK: Stopping
 
     /// Stops everything: unresolved jobs resolve as stopped, daemons are told to exit.
+    /// A daemon still running a job has its job cancelled and is killed if it has not
+    /// exited after the cancellation grace, as a cancelled job's daemon would be.
     mutating func stop() -> [DispatcherAction] {
         guard phase == .running else { return [] }
         phase = .stopping
@@ -506,10 +511,15 @@ struct DispatcherState {
         jobs = [:]
         queue = []
         for index in slots.indices {
+            let inFlight = slots[index].inFlight
             slots[index].pinned = []
             slots[index].inFlight = []
             if let link = slots[index].link {
+                for id in inFlight { actions.append(.send(link, .cancel(requestID: id))) }
                 actions.append(.send(link, .shutdown))
+                if !inFlight.isEmpty {
+                    actions.append(.schedule(.stopGrace(slot: index, instance: slots[index].instance), after: cancellationGrace))
+                }
             }
             if let pid = slots[index].pid {
                 // A daemon that has not connected yet cannot be told to shut down.
