@@ -126,6 +126,19 @@ extension ProcessTests {
             }
         }
 
+        @Test func theSecretIsNotLeftInTheDaemonsEnvironment() async throws {
+            try await withTestDaemons(1) { daemons in
+                let pid = daemons.status().daemons[0].pid!
+                let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))
+                let entries = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                let secret = entries.first { $0.hasPrefix("KAPSEL_SECRET=") }
+                #expect(secret != nil)
+                #expect(secret?.dropFirst("KAPSEL_SECRET=".count).allSatisfy { $0 == "*" } == true)
+                let value = try await daemons.submit(Echo(1)).value
+                #expect(value == 1)
+            }
+        }
+
         @Test func statusShowsConnectionsAndCounters() async throws {
             try await withTestDaemons(2) { daemons in
                 for value in 0..<4 { _ = try await daemons.submit(Echo(value)).value }

@@ -35,8 +35,13 @@ public struct DaemonConfiguration: Sendable {
     /// environment (so jobs, and processes they start, never see the secret).
     static func takeFromEnvironment() throws(DaemonConfigurationError) -> DaemonConfiguration {
         func take(_ name: String) -> String? {
-            defer { unsetenv(name) }
-            return getenv(name).map { String(cString: $0) }
+            guard let pointer = getenv(name) else { return nil }
+            let value = String(cString: pointer)
+            // unsetenv only drops the pointer; the bytes stay in the environment block
+            // that /proc/PID/environ shows. Overwrite them first.
+            memset(pointer, 0x2a, strlen(pointer))
+            unsetenv(name)
+            return value
         }
         let url = take(DaemonEnvironment.url)
         let secretHex = take(DaemonEnvironment.secret)
