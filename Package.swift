@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "Kapsel", targets: ["Kapsel"]),
         .library(name: "KapselWire", targets: ["KapselWire"]),
+        .library(name: "KapselSharedMemory", targets: ["KapselSharedMemory"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
     ],
     dependencies: [
@@ -30,10 +31,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "KapselSharedMemory",
+            dependencies: [
+                "CKapselShim",
+                "KapselWire",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
             name: "Kapsel",
             dependencies: [
                 "CKapselShim",
                 "KapselWire",
+                "KapselSharedMemory",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),

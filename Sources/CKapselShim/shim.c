@@ -2,6 +2,12 @@
 #include "CKapselShim.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,6 +20,12 @@
 int kapsel_spawn(const char *path, char *const argv[], char *const envp[],
                  int stdin_fd, int stdout_fd, int stderr_fd,
                  int new_process_group, pid_t *pid_out) {
+    return kapsel_spawn_with_extra_fd(path, argv, envp, stdin_fd, stdout_fd, stderr_fd, -1, new_process_group, pid_out);
+}
+
+int kapsel_spawn_with_extra_fd(const char *path, char *const argv[], char *const envp[],
+                               int stdin_fd, int stdout_fd, int stderr_fd, int extra_fd,
+                               int new_process_group, pid_t *pid_out) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&actions);
@@ -25,8 +37,9 @@ int kapsel_spawn(const char *path, char *const argv[], char *const envp[],
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
+    if (rc == 0 && extra_fd >= 0) rc = posix_spawn_file_actions_adddup2(&actions, extra_fd, 3);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, extra_fd >= 0 ? 4 : 3);
 #endif
 
     sigset_t all, none;
@@ -99,4 +112,113 @@ int kapsel_set_nonblocking(int fd, int on) {
     if (flags < 0) return -1;
     flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     return fcntl(fd, F_SETFL, flags);
+}
+
+int kapsel_shared_memory_create(const char *debug_name, unsigned long long size) {
+    int fd;
+#if defined(__linux__) && defined(MFD_CLOEXEC)
+    fd = memfd_create(debug_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+#else
+    char name[64];
+    for (int attempt = 0; attempt < 16; attempt++) {
+        snprintf(name, sizeof name, "/kapsel-%d-%08x", (int)getpid(), (unsigned)arc4random());
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0) { shm_unlink(name); fcntl(fd, F_SETFD, FD_CLOEXEC); break; }
+        if (errno != EEXIST) break;
+    }
+    (void)debug_name;
+#endif
+    if (fd < 0) return -1;
+    if (ftruncate(fd, (off_t)size) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int kapsel_seal_size(int fd) {
+#if defined(__linux__) && defined(F_ADD_SEALS)
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
+int kapsel_is_shrink_sealed(int fd) {
+#if defined(__linux__) && defined(F_GET_SEALS)
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return -1;
+    return (seals & F_SEAL_SHRINK) ? 1 : 0;
+#else
+    (void)fd;
+    return -1;
+#endif
+}
+
+#define KAPSEL_MAX_FDS 250
+
+long kapsel_send_with_fds(int socket, const void *data, unsigned long length, const int *fds, int fd_count) {
+    if (fd_count < 0 || fd_count > KAPSEL_MAX_FDS) { errno = EINVAL; return -1; }
+    struct iovec io = { .iov_base = (void *)data, .iov_len = length };
+    union { char buffer[CMSG_SPACE(sizeof(int) * KAPSEL_MAX_FDS)]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    if (fd_count > 0) {
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * fd_count);
+    }
+    long sent;
+    do {
+#ifdef MSG_NOSIGNAL
+        sent = sendmsg(socket, &message, MSG_NOSIGNAL);
+#else
+        sent = sendmsg(socket, &message, 0);
+#endif
+    } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int *fds, int max_fds, int *fd_count) {
+    *fd_count = 0;
+    struct iovec io = { .iov_base = data, .iov_len = capacity };
+    union { char buffer[CMSG_SPACE(sizeof(int) * KAPSEL_MAX_FDS)]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    long received;
+    do {
+#ifdef MSG_CMSG_CLOEXEC
+        received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+#else
+        received = recvmsg(socket, &message, 0);
+#endif
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) return -1;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *incoming = (int *)CMSG_DATA(header);
+        for (int index = 0; index < count; index++) {
+            if (*fd_count < max_fds) {
+                fds[(*fd_count)++] = incoming[index];
+            } else {
+                close(incoming[index]);
+            }
+        }
+    }
+    return received;
 }

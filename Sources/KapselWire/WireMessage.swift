@@ -25,12 +25,15 @@ public enum WireMessage: Sendable, Equatable {
     case result(RunResult)
     /// Host → daemon: finish and exit.
     case shutdown
+    /// Either way: the sender has dropped its last view of these attachments, which the
+    /// receiver lent from a pool (the "drop token" that gives the slot back).
+    case released(tokens: [UInt64])
 
     /// The protocol version this build speaks.
     public static let protocolVersion: UInt16 = 1
 
     enum Kind: UInt8 {
-        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown
+        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released
     }
 
     /// The name of the message's kind, for error messages.
@@ -44,6 +47,7 @@ public enum WireMessage: Sendable, Equatable {
         case .cancel: "cancel"
         case .result: "result"
         case .shutdown: "shutdown"
+        case .released: "released"
         }
     }
 }
@@ -110,14 +114,33 @@ public struct RunRequest: Sendable, Equatable {
     public var requestID: UInt64
     /// The registered name of the job's type.
     public var jobType: String
+    /// The shared-memory attachments that travel with the job, in order.
+    public var attachments: [AttachmentInfo]
     /// The job value in the compact format.
     public var payload: ByteBuffer
 
     /// Creates a request.
-    public init(requestID: UInt64, jobType: String, payload: ByteBuffer) {
+    public init(requestID: UInt64, jobType: String, attachments: [AttachmentInfo] = [], payload: ByteBuffer) {
         self.requestID = requestID
         self.jobType = jobType
+        self.attachments = attachments
         self.payload = payload
+    }
+}
+
+/// What the receiver of a message is told about one of its attachments; the memory
+/// itself travels out of band (a descriptor on the same machine).
+public struct AttachmentInfo: Sendable, Hashable {
+    /// The attachment's size in bytes; the receiver checks the memory it gets is at least this big.
+    public var byteCount: UInt64
+    /// Nonzero when the sender lent the memory from a pool: the receiver sends
+    /// `released` with this token once it has dropped its last view.
+    public var releaseToken: UInt64
+
+    /// Creates attachment information.
+    public init(byteCount: UInt64, releaseToken: UInt64 = 0) {
+        self.byteCount = byteCount
+        self.releaseToken = releaseToken
     }
 }
 
@@ -127,11 +150,14 @@ public struct RunResult: Sendable, Equatable {
     public var requestID: UInt64
     /// The value or the failure.
     public var outcome: RunOutcome
+    /// The shared-memory attachments of the value, in order.
+    public var attachments: [AttachmentInfo]
 
     /// Creates a result.
-    public init(requestID: UInt64, outcome: RunOutcome) {
+    public init(requestID: UInt64, outcome: RunOutcome, attachments: [AttachmentInfo] = []) {
         self.requestID = requestID
         self.outcome = outcome
+        self.attachments = attachments
     }
 }
 

@@ -20,7 +20,7 @@ extension WireMessage {
 
     private var payloadSize: Int {
         switch self {
-        case .run(let request): request.payload.readableBytes + request.jobType.utf8.count
+        case .run(let request): request.payload.readableBytes + request.jobType.utf8.count + request.attachments.count * 16
         case .result(let result):
             switch result.outcome {
             case .value(let payload): payload.readableBytes
@@ -56,6 +56,7 @@ extension WireMessage {
             buffer.writeInteger(Kind.run.rawValue)
             buffer.writeInteger(request.requestID)
             buffer.writeLongString(request.jobType)
+            buffer.writeAttachments(request.attachments)
             buffer.writeImmutableBuffer(request.payload)
         case .cancel(let requestID):
             buffer.writeInteger(Kind.cancel.rawValue)
@@ -63,6 +64,7 @@ extension WireMessage {
         case .result(let result):
             buffer.writeInteger(Kind.result.rawValue)
             buffer.writeInteger(result.requestID)
+            buffer.writeAttachments(result.attachments)
             switch result.outcome {
             case .value(let payload):
                 buffer.writeInteger(UInt8(0))
@@ -75,6 +77,10 @@ extension WireMessage {
             }
         case .shutdown:
             buffer.writeInteger(Kind.shutdown.rawValue)
+        case .released(let tokens):
+            buffer.writeInteger(Kind.released.rawValue)
+            buffer.writeInteger(UInt32(tokens.count))
+            for token in tokens { buffer.writeInteger(token) }
         }
     }
 
@@ -108,24 +114,34 @@ extension WireMessage {
         case .run:
             let requestID = try body.read(UInt64.self, "request id")
             let jobType = try body.readLongString("job type")
-            message = .run(RunRequest(requestID: requestID, jobType: jobType, payload: body.readSlice(length: body.readableBytes)!))
+            let attachments = try body.readAttachments()
+            message = .run(RunRequest(requestID: requestID, jobType: jobType, attachments: attachments, payload: body.readSlice(length: body.readableBytes)!))
         case .cancel:
             message = .cancel(requestID: try body.read(UInt64.self, "request id"))
         case .result:
             let requestID = try body.read(UInt64.self, "request id")
+            let attachments = try body.readAttachments()
             let status = try body.read(UInt8.self, "result status")
             if status == 0 {
-                message = .result(RunResult(requestID: requestID, outcome: .value(body.readSlice(length: body.readableBytes)!)))
+                message = .result(RunResult(requestID: requestID, outcome: .value(body.readSlice(length: body.readableBytes)!), attachments: attachments))
             } else {
                 guard let reason = FailureReport.Reason(rawValue: status) else { throw malformed("unknown result status \(status)") }
                 let errorType = try body.readLongString("error type")
                 let text = try body.readLongString("error message")
                 let location = try body.readLongString("error location")
                 let report = FailureReport(reason: reason, errorType: errorType, message: text, location: location)
-                message = .result(RunResult(requestID: requestID, outcome: .failure(report)))
+                message = .result(RunResult(requestID: requestID, outcome: .failure(report), attachments: attachments))
             }
         case .shutdown:
             message = .shutdown
+        case .released:
+            let count = try body.read(UInt32.self, "token count")
+            guard Int(count) <= body.readableBytes / 8 else {
+                throw malformed("\(count) release tokens claimed but only \(body.readableBytes) bytes remain")
+            }
+            var tokens: [UInt64] = []
+            for _ in 0..<count { tokens.append(try body.read(UInt64.self, "release token")) }
+            message = .released(tokens: tokens)
         }
         guard body.readableBytes == 0 else {
             throw malformed("\(body.readableBytes) unexpected bytes after a \(message.kindName) message")
@@ -137,6 +153,30 @@ extension WireMessage {
 }
 
 extension ByteBuffer {
+    /// At most this many attachments travel with one message (the descriptor limit of one `sendmsg`).
+    static let maxAttachments = 250
+
+    fileprivate mutating func writeAttachments(_ attachments: [AttachmentInfo]) {
+        precondition(attachments.count <= Self.maxAttachments, "at most \(Self.maxAttachments) attachments per message")
+        writeInteger(UInt16(attachments.count))
+        for attachment in attachments {
+            writeInteger(attachment.byteCount)
+            writeInteger(attachment.releaseToken)
+        }
+    }
+
+    fileprivate mutating func readAttachments() throws(WireError) -> [AttachmentInfo] {
+        let count = try read(UInt16.self, "attachment count")
+        guard Int(count) <= Self.maxAttachments else {
+            throw WireError(.malformedFrame, "\(count) attachments exceed the limit of \(Self.maxAttachments)")
+        }
+        var attachments: [AttachmentInfo] = []
+        for _ in 0..<count {
+            attachments.append(AttachmentInfo(byteCount: try read(UInt64.self, "attachment size"), releaseToken: try read(UInt64.self, "release token")))
+        }
+        return attachments
+    }
+
     fileprivate mutating func writeShortBytes(_ bytes: [UInt8]) {
         precondition(bytes.count <= Int(UInt8.max))
         writeInteger(UInt8(bytes.count))

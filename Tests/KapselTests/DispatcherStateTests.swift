@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 import Synchronization
@@ -14,6 +15,7 @@ struct DispatcherStateTests {
     final class FakeLink: DaemonLink {
         let sent = Mutex<[WireMessage]>([])
         func send(_ message: WireMessage) { sent.withLock { $0.append(message) } }
+        func send(run: RunRequest, attachments: [SharedStorage]) { send(.run(run)) }
         func close() {}
         var peerDescription: String { "fake" }
         var runIDs: [UInt64] {
@@ -52,9 +54,9 @@ struct DispatcherStateTests {
             _ = state.launched(slot: slot, instance: state.slots[slot].instance, result: .success(Int32(1000 + slot)))
             let link = FakeLink()
             if links.count > slot { links[slot] = link } else { links.append(link) }
-            let (_, actions) = state.daemonAuthenticated(token: token, pid: Int32(1000 + slot), link: link) { index, instance in
+            let (_, actions) = state.daemonAuthenticated(token: token, pid: Int32(1000 + slot), connect: { _ in link }, welcome: { index, instance in
                 .welcome(Welcome(daemonIndex: UInt32(index), instance: UInt32(instance), proof: []))
-            }
+            })
             execute(actions)
         }
 
@@ -75,6 +77,7 @@ struct DispatcherStateTests {
             for action in actions {
                 switch action {
                 case .send(let link, let message): link.send(message)
+                case .sendRun(let link, let request, let attachments): link.send(run: request, attachments: attachments)
                 case .resolve(let resolver, let outcome): resolver.resolve(outcome)
                 case .launch(_, _, let token): launched.append(token)
                 default: break

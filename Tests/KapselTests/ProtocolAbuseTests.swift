@@ -116,11 +116,11 @@ extension ProcessTests {
                 return
             }
             defer { close(connection) }
-            let garbage: [UInt8] = [0, 0, 0, 3, 9, 9, 9]
+            let garbage: [UInt8] = [0, 0, 0, 3, 99, 9, 9]
             _ = garbage.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
             let outcome = finish(process)
             #expect(outcome.status == DaemonExitCode.protocolError.rawValue)
-            #expect(outcome.output.contains("unknown message kind 9"))
+            #expect(outcome.output.contains("unknown message kind 99"))
         }
 
         @Test func aDaemonLeavesAHostThatCannotProveTheSecret() throws {

@@ -13,8 +13,12 @@ struct FrameDecoderTests {
         .refused("wrong secret"),
         .run(RunRequest(requestID: 42, jobType: "App.Simulate", payload: ByteBuffer(bytes: [1, 2, 3]))),
         .run(RunRequest(requestID: 43, jobType: "", payload: ByteBuffer())),
+        .run(RunRequest(requestID: 44, jobType: "App.Sum", attachments: [AttachmentInfo(byteCount: 1 << 30), AttachmentInfo(byteCount: 8, releaseToken: 7)], payload: ByteBuffer(bytes: [5]))),
         .cancel(requestID: .max),
+        .released(tokens: [1, 2, .max]),
+        .released(tokens: []),
         .result(RunResult(requestID: 42, outcome: .value(ByteBuffer(bytes: [9])))),
+        .result(RunResult(requestID: 45, outcome: .value(ByteBuffer(bytes: [9])), attachments: [AttachmentInfo(byteCount: 80)])),
         .result(RunResult(requestID: 44, outcome: .failure(FailureReport(reason: .thrown, errorType: "App.E", message: "bad ✗", location: "a.swift:3")))),
         .shutdown,
     ]
@@ -77,7 +81,9 @@ struct FrameDecoderTests {
             ([WireMessage.Kind.refused.rawValue, 0, 0, 0, 9, 65], "claims 9 bytes but only 1 remain"),
             ([WireMessage.Kind.shutdown.rawValue, 0], "1 unexpected bytes after a shutdown message"),
             ([WireMessage.Kind.challenge.rawValue, 1, 2, 3], "not a Kapsel host"),
-            ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 99], "unknown result status 99"),
+            ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 99], "unknown result status 99"),
+            ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF], "65535 attachments exceed the limit of 250"),
+            ([WireMessage.Kind.released.rawValue, 0xFF, 0xFF, 0xFF, 0xFF], "4294967295 release tokens claimed"),
         ]
         for (bytes, expected) in cases {
             var buffer = body(bytes)

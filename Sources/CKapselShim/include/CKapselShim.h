@@ -16,6 +16,32 @@ int kapsel_spawn(const char *path, char *const argv[], char *const envp[],
                  int stdin_fd, int stdout_fd, int stderr_fd,
                  int new_process_group, pid_t *pid_out);
 
+/// As `kapsel_spawn`, and `extra_fd` (if >= 0) becomes the child's descriptor 3.
+int kapsel_spawn_with_extra_fd(const char *path, char *const argv[], char *const envp[],
+                               int stdin_fd, int stdout_fd, int stderr_fd, int extra_fd,
+                               int new_process_group, pid_t *pid_out);
+
+/// An anonymous shared memory file of `size` bytes that disappears with its last
+/// descriptor and mapping: `memfd_create` (close-on-exec, sealable) on Linux; elsewhere
+/// `shm_open` of a random name, unlinked at once. Returns the descriptor or -1 with errno.
+int kapsel_shared_memory_create(const char *debug_name, unsigned long long size);
+
+/// Seals the size of a memfd (no shrink, no grow, no more seals), so a peer can never
+/// shrink it under another's mapping. Returns 0 or -1 with errno (0 where seals do not exist).
+int kapsel_seal_size(int fd);
+
+/// Whether `fd` is sealed against shrinking (1), not (0), or unknown (-1).
+int kapsel_is_shrink_sealed(int fd);
+
+/// `sendmsg` of `length` bytes with up to 250 descriptors attached (SCM_RIGHTS),
+/// retrying on EINTR. Returns bytes sent or -1 with errno.
+long kapsel_send_with_fds(int socket, const void *data, unsigned long length, const int *fds, int fd_count);
+
+/// `recvmsg` of up to `capacity` bytes and up to `max_fds` descriptors, received
+/// close-on-exec. `*fd_count` is set to the number received. Returns bytes read, 0 at
+/// end of stream, or -1 with errno. Descriptors beyond `max_fds` are closed.
+long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int *fds, int max_fds, int *fd_count);
+
 /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when `pid` exits.
 /// Returns -1 with errno set where the kernel lacks it.
 int kapsel_pidfd_open(pid_t pid);

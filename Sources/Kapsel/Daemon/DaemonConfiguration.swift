@@ -16,14 +16,24 @@ public struct DaemonConfiguration: Sendable {
     public var hostPID: Int32?
     /// Limits on frames from the host.
     public var limits: WireLimits
+    /// The inherited descriptor of the channel for shared memory, when the host launched
+    /// this daemon on the same machine.
+    public var descriptorChannel: Int32?
+    /// Plain arrays of at least this many bytes in results travel as shared memory.
+    public var inlineLimit: Int
 
     /// Creates a configuration.
-    public init(url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits()) {
+    public init(
+        url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
+        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20
+    ) {
         self.url = url
         self.secret = secret
         self.token = token
         self.hostPID = hostPID
         self.limits = limits
+        self.descriptorChannel = descriptorChannel
+        self.inlineLimit = inlineLimit
     }
 
     /// Whether this process was launched as a daemon.
@@ -47,12 +57,14 @@ public struct DaemonConfiguration: Sendable {
         let secretHex = take(DaemonEnvironment.secret)
         let token = take(DaemonEnvironment.token) ?? ""
         let hostPID = take(DaemonEnvironment.hostPID).flatMap { Int32($0) }
+        let descriptorChannel = take(DaemonEnvironment.descriptors).flatMap { Int32($0) }
+        let inlineLimit = take(DaemonEnvironment.inlineLimit).flatMap { Int($0) } ?? 1 << 20
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
             throw DaemonConfigurationError("\(DaemonEnvironment.secret) is missing or not hex")
         }
-        return DaemonConfiguration(url: url, secret: secret, token: token, hostPID: hostPID)
+        return DaemonConfiguration(url: url, secret: secret, token: token, hostPID: hostPID, descriptorChannel: descriptorChannel, inlineLimit: inlineLimit)
     }
 
     /// The socket path of a `unix://` URL.

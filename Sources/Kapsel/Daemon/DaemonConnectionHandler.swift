@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 
@@ -20,11 +21,13 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
 
     private let configuration: DaemonConfiguration
     private let registry: JobRegistry
+    private let descriptors: DescriptorChannel?
     private var state = State.awaitingChallenge
 
-    init(configuration: DaemonConfiguration, registry: JobRegistry) {
+    init(configuration: DaemonConfiguration, registry: JobRegistry, descriptors: DescriptorChannel?) {
         self.configuration = configuration
         self.registry = registry
+        self.descriptors = descriptors
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -45,13 +48,21 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
                 finish(.refused, "the host could not prove it knows the secret; refusing to work for it")
             }
             let daemonContext = DaemonContext(daemonIndex: Int(welcome.daemonIndex), instance: Int(welcome.instance), processID: getpid())
-            state = .ready(JobRunner(channel: context.channel, registry: registry, context: daemonContext))
+            let channel = context.channel
+            let transport = descriptors.map { descriptors in
+                AttachmentTransport(descriptors: descriptors) { tokens in
+                    channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
+                }
+            }
+            state = .ready(JobRunner(channel: channel, registry: registry, context: daemonContext, transport: transport, inlineLimit: configuration.inlineLimit))
         case (_, .refused(let reason)):
             finish(.refused, "the host refused this daemon: \(reason)")
         case (.ready(let runner), .run(let request)):
             runner.enqueue(request)
         case (.ready(let runner), .cancel(let requestID)):
             runner.cancel(requestID)
+        case (.ready(let runner), .released(let tokens)):
+            runner.peerReleased(tokens)
         case (.ready, .shutdown):
             finish(.stopped)
         default:

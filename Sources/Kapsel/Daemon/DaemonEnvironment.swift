@@ -12,4 +12,8 @@ enum DaemonEnvironment {
     static let token = "KAPSEL_TOKEN"
     /// The host's pid, to notice a host that died before the daemon set its parent-death signal.
     static let hostPID = "KAPSEL_HOST_PID"
+    /// The descriptor of the channel that carries shared memory descriptors.
+    static let descriptors = "KAPSEL_DESCRIPTOR_FD"
+    /// Arrays of at least this many bytes travel as shared memory instead of bytes.
+    static let inlineLimit = "KAPSEL_INLINE_LIMIT"
 }

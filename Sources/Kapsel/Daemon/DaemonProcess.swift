@@ -1,5 +1,6 @@
 import CKapselShim
 import Dispatch
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 import NIOPosix
@@ -24,6 +25,7 @@ enum DaemonProcess {
         guard let socketPath = configuration.unixSocketPath else {
             exit(.configuration, "kapsel daemon: unsupported host URL \(configuration.url) (expected unix://PATH)")
         }
+        let descriptors = configuration.descriptorChannel.map { DescriptorChannel(socket: $0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             _ = try ClientBootstrap(group: group)
@@ -32,7 +34,7 @@ enum DaemonProcess {
                     channel.eventLoop.makeCompletedFuture {
                         let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
-                        try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(configuration: configuration, registry: registry))
+                        try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(configuration: configuration, registry: registry, descriptors: descriptors))
                     }
                 }
                 .connect(unixDomainSocketPath: socketPath)

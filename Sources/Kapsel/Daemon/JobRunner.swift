@@ -1,4 +1,5 @@
 import DequeModule
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 
@@ -14,33 +15,56 @@ import NIOCore
 /// A cancel request cancels the running job's task (cooperative: the job sees it at
 /// its next `Task.isCancelled` check once it has suspended at least once, since the
 /// loop reads the request only while it is free), or drops a waiting job at once.
+///
+/// Shared memory a job carries is received (its descriptors) as the job arrives, and
+/// the shared memory of a result is sent just before the result.
 final class JobRunner {
+    private struct Waiting {
+        var request: RunRequest
+        var attachments: Result<SharedAttachmentReader?, any Error>
+    }
+
     private let channel: any Channel
     private let registry: JobRegistry
     private let context: DaemonContext
-    private var waiting: Deque<RunRequest> = []
+    private let transport: AttachmentTransport?
+    private let inlineLimit: Int
+    private var waiting: Deque<Waiting> = []
     private var running: (requestID: UInt64, task: Task<Void, Never>?)?
     private var starting = false
 
-    init(channel: any Channel, registry: JobRegistry, context: DaemonContext) {
+    init(channel: any Channel, registry: JobRegistry, context: DaemonContext, transport: AttachmentTransport?, inlineLimit: Int) {
         self.channel = channel
         self.registry = registry
         self.context = context
+        self.transport = transport
+        self.inlineLimit = inlineLimit
     }
 
     func enqueue(_ request: RunRequest) {
-        waiting.append(request)
+        waiting.append(Waiting(request: request, attachments: Result { try receiveAttachments(of: request) }))
         startNextIfIdle()
+    }
+
+    private func receiveAttachments(of request: RunRequest) throws -> SharedAttachmentReader? {
+        guard !request.attachments.isEmpty else { return nil }
+        guard let transport else { throw SharedMemoryError("this daemon has no descriptor channel for shared memory") }
+        return try transport.receive(request.attachments, tag: request.requestID)
     }
 
     func cancel(_ requestID: UInt64) {
         if let running, running.requestID == requestID {
             running.task?.cancel()
-        } else if let position = waiting.firstIndex(where: { $0.requestID == requestID }) {
+        } else if let position = waiting.firstIndex(where: { $0.request.requestID == requestID }) {
             waiting.remove(at: position)
             let report = FailureReport(reason: .cancelled, errorType: "Swift.CancellationError", message: "the job was cancelled before it started", location: "daemon queue")
-            send(RunResult(requestID: requestID, outcome: .failure(report)))
+            send(RunResult(requestID: requestID, outcome: .failure(report)), attachments: [])
         }
+    }
+
+    /// The host dropped its last views of shared memory this daemon lent from a pool.
+    func peerReleased(_ tokens: [UInt64]) {
+        transport?.peerReleased(tokens)
     }
 
     /// Starts waiting jobs while none is running. A job that finishes without
@@ -52,30 +76,49 @@ final class JobRunner {
         defer { starting = false }
         let eventLoop = channel.eventLoop
         let runner = NIOLoopBound(self, eventLoop: eventLoop)
-        while running == nil, let request = waiting.popFirst() {
+        while running == nil, let next = waiting.popFirst() {
+            let request = next.request
             running = (request.requestID, nil)
-            let task = Task.immediate { [registry, context] in
-                let outcome = await DaemonContext.$current.withValue(context) {
-                    await registry.run(request)
+            let task = Task.immediate { [registry, context, inlineLimit] in
+                let completion: RunCompletion
+                switch next.attachments {
+                case .success(let attachments):
+                    completion = await DaemonContext.$current.withValue(context) {
+                        await registry.run(request, attachments: attachments, inlineLimit: inlineLimit)
+                    }
+                case .failure(let error):
+                    completion = RunCompletion(outcome: .failure(FailureReport(
+                        reason: .jobDecodingFailed, errorType: String(reflecting: type(of: error)),
+                        message: "the job's shared memory could not be received: \(error)", location: "daemon")), attachments: [])
                 }
-                let result = RunResult(requestID: request.requestID, outcome: outcome)
                 if eventLoop.inEventLoop {
-                    runner.value.finished(result)
+                    runner.value.finished(request.requestID, completion)
                 } else {
-                    eventLoop.execute { runner.value.finished(result) }
+                    eventLoop.execute { runner.value.finished(request.requestID, completion) }
                 }
             }
             if running?.requestID == request.requestID { running?.task = task }
         }
     }
 
-    private func finished(_ result: RunResult) {
+    private func finished(_ requestID: UInt64, _ completion: RunCompletion) {
         running = nil
-        send(result)
+        send(RunResult(requestID: requestID, outcome: completion.outcome), attachments: completion.attachments)
         startNextIfIdle()
     }
 
-    private func send(_ result: RunResult) {
+    /// Sends a result; its shared memory first (a failure to pass it fails the job instead).
+    private func send(_ result: RunResult, attachments: [SharedStorage]) {
+        var result = result
+        if !attachments.isEmpty {
+            do {
+                guard let transport else { throw SharedMemoryError("this daemon has no descriptor channel for shared memory") }
+                result.attachments = try transport.send(attachments, tag: result.requestID)
+            } catch {
+                result.attachments = []
+                result.outcome = .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result's shared memory could not be sent: \(error)", location: "daemon"))
+            }
+        }
         channel.writeAndFlush(WireMessage.result(result).frame(allocator: channel.allocator), promise: nil)
     }
 }

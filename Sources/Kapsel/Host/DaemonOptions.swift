@@ -48,6 +48,10 @@ public struct DaemonOptions: Sendable {
     public var environment: [String: String] = [:]
     /// Limits on frames from daemons.
     public var limits: WireLimits = WireLimits()
+    /// Plain arrays of fixed-width numbers (`[Double]`, `[Int32]`, `[UInt8]`, `Data`, ...)
+    /// of at least this many bytes, in jobs and results, are copied once into shared
+    /// memory instead of being serialized. `SharedArray`s always travel as shared memory.
+    public var largeArrayThreshold: Int = 1 << 20
 
     /// Default options.
     public init() {}

@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 import NIOPosix
@@ -52,7 +53,7 @@ public final class Daemons: Sendable {
         let url = "unix://\(directory)/host.sock"
         let secret = HostSecret.random()
         let group = MultiThreadedEventLoopGroup.singleton
-        let launcher = LocalLauncher(executable: executable, arguments: arguments, extraEnvironment: options.environment, url: url, secret: secret, forwardOutput: options.forwardOutput)
+        let launcher = LocalLauncher(executable: executable, arguments: arguments, extraEnvironment: options.environment, url: url, secret: secret, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold)
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
@@ -98,14 +99,16 @@ public final class Daemons: Sendable {
         let handle = JobHandle<J.Output>(id: id, jobType: J.jobTypeName) { [dispatcher] id in
             dispatcher.perform { $0.cancel(job: id) }
         }
-        let payload: ByteBuffer
+        let encoded: EncodedJob
         do {
-            payload = try CompactEncoder().encode(job)
+            encoded = try encode(job)
         } catch {
             handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
             return handle
         }
-        dispatcher.perform { $0.submit(id: id, jobType: J.jobTypeName, payload: payload, resolver: handle, timeout: timeout, retries: retries) }
+        dispatcher.perform {
+            $0.submit(id: id, jobType: J.jobTypeName, payload: encoded.payload, attachments: encoded.attachments, resolver: handle, timeout: timeout, retries: retries)
+        }
         return handle
     }
 
@@ -118,8 +121,8 @@ public final class Daemons: Sendable {
     public func everywhere<J: Job>(_ job: J) async -> [Result<J.Output, JobError>] {
         let handles = (0..<count).map { _ in JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, canceller: nil) }
         do {
-            let payload = try CompactEncoder().encode(job)
-            dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, payload: payload, resolvers: handles) }
+            let encoded = try encode(job)
+            dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, payload: encoded.payload, attachments: encoded.attachments, resolvers: handles) }
         } catch {
             for handle in handles {
                 handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
@@ -128,6 +131,18 @@ public final class Daemons: Sendable {
         var results: [Result<J.Output, JobError>] = []
         for handle in handles { results.append(await handle.result) }
         return results
+    }
+
+    private struct EncodedJob {
+        var payload: ByteBuffer
+        var attachments: [SharedStorage]
+    }
+
+    /// The job's bytes, and the shared memory it refers to (large arrays copied once into it).
+    private func encode<J: Job>(_ job: J) throws -> EncodedJob {
+        let writer = SharedAttachmentWriter(inlineLimit: options.largeArrayThreshold)
+        let payload = try CompactEncoder().encode(job, attachments: writer)
+        return EncodedJob(payload: payload, attachments: writer.storages)
     }
 
     /// A snapshot: connections, waiting jobs, and per daemon whether it is online,

@@ -49,6 +49,8 @@ final class Dispatcher: Sendable {
         switch action {
         case .send(let link, let message):
             link.send(message)
+        case .sendRun(let link, let request, let attachments):
+            link.send(run: request, attachments: attachments)
         case .close(let link):
             link.close()
         case .resolve(let resolver, let outcome):

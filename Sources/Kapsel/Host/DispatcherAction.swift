@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 
 /// Effects the dispatcher's state machine asks its shell to carry out, in order,
@@ -5,6 +6,8 @@ import KapselWire
 enum DispatcherAction {
     /// Send a message to a daemon.
     case send(any DaemonLink, WireMessage)
+    /// Send a job and its attachments to a daemon.
+    case sendRun(any DaemonLink, RunRequest, [SharedStorage])
     /// Close a daemon connection.
     case close(any DaemonLink)
     /// Resolve a job.

@@ -1,4 +1,5 @@
 import DequeModule
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 
@@ -27,6 +28,8 @@ struct DispatcherState {
         let id: UInt64
         let jobType: String
         let payload: ByteBuffer
+        /// Shared memory the job refers to, sent with it (again, on a retry).
+        let attachments: [SharedStorage]
         let resolver: any JobResolver
         let timeout: Duration?
         var retriesLeft: Int
@@ -40,6 +43,7 @@ struct DispatcherState {
     struct SetupTemplate {
         let jobType: String
         let payload: ByteBuffer
+        let attachments: [SharedStorage]
     }
 
     enum SlotPhase { case starting, online, failed, stopped }
@@ -54,6 +58,8 @@ struct DispatcherState {
         var pid: Int32?
         var token = ""
         var link: (any DaemonLink)?
+        /// The descriptor channel to the current process, for its shared memory.
+        var descriptors: DescriptorChannel?
         /// Sent and not yet answered, in send order; the daemon runs them in that order.
         var inFlight: Deque<UInt64> = []
         /// Waiting for this slot only: setup jobs, and round-robin assignments.
@@ -114,11 +120,12 @@ struct DispatcherState {
     }
 
     /// The process for `slot` is running as `pid` (or could not be started).
-    mutating func launched(slot index: Int, instance: Int, result: Result<Int32, SpawnError>) -> [DispatcherAction] {
+    mutating func launched(slot index: Int, instance: Int, result: Result<Int32, SpawnError>, descriptors: DescriptorChannel? = nil) -> [DispatcherAction] {
         guard slots[index].instance == instance else { return [] }
         switch result {
         case .success(let pid):
             slots[index].pid = pid
+            slots[index].descriptors = descriptors
             return phase == .stopping ? [.signal(pid: pid, signal: SIGKILL)] : []
         case .failure(let error):
             tokens.removeValue(forKey: slots[index].token)
@@ -169,16 +176,18 @@ struct DispatcherState {
         case refused(String)
     }
 
-    /// A daemon proved it knows the secret and presented `token`. On acceptance the
-    /// first action sends `welcome` (made by `welcome`) and the daemon gets work at once.
+    /// A daemon proved it knows the secret and presented `token`. On acceptance `connect`
+    /// makes its link (given the slot's descriptor channel), the first action sends
+    /// `welcome` (made by `welcome`), and the daemon gets work at once.
     mutating func daemonAuthenticated(
-        token: String, pid: Int32, link: any DaemonLink, welcome: (Int, Int) -> WireMessage
+        token: String, pid: Int32, connect: (DescriptorChannel?) -> any DaemonLink, welcome: (Int, Int) -> WireMessage
     ) -> (Admission, [DispatcherAction]) {
         guard phase == .running else { return (.refused("the host is stopping"), []) }
         guard let index = tokens[token], slots[index].phase == .starting, slots[index].token == token else {
             return (.refused("unknown launch token: this daemon was not started by this host, or its slot was already replaced"), [])
         }
         tokens.removeValue(forKey: token)
+        let link = connect(slots[index].descriptors)
         slots[index].link = link
         slots[index].phase = .online
         connections += 1
@@ -219,7 +228,7 @@ struct DispatcherState {
 
     /// A new job. `id` must be unique.
     mutating func submit(
-        id: UInt64, jobType: String, payload: ByteBuffer, resolver: any JobResolver, timeout: Duration?, retries: Int
+        id: UInt64, jobType: String, payload: ByteBuffer, attachments: [SharedStorage] = [], resolver: any JobResolver, timeout: Duration?, retries: Int
     ) -> [DispatcherAction] {
         guard phase == .running else {
             return [.resolve(resolver, .failure(JobError(.stopped, "the daemons were stopped before the job was submitted", jobType: jobType)))]
@@ -227,7 +236,7 @@ struct DispatcherState {
         guard let target = targetSlot() else {
             return [.resolve(resolver, .failure(unavailableError(jobType: jobType)))]
         }
-        jobs[id] = Record(id: id, jobType: jobType, payload: payload, resolver: resolver, timeout: timeout, retriesLeft: max(0, retries), setupTemplate: nil)
+        jobs[id] = Record(id: id, jobType: jobType, payload: payload, attachments: attachments, resolver: resolver, timeout: timeout, retriesLeft: max(0, retries), setupTemplate: nil)
         switch mode {
         case .dispatcher:
             queue.append(id)
@@ -251,11 +260,11 @@ struct DispatcherState {
 
     /// Adds a setup job run first on every daemon, now and on every daemon that starts
     /// later. `resolvers[i]` receives the result of the run on slot `i` now.
-    mutating func everywhere(jobType: String, payload: ByteBuffer, resolvers: [any JobResolver]) -> [DispatcherAction] {
+    mutating func everywhere(jobType: String, payload: ByteBuffer, attachments: [SharedStorage] = [], resolvers: [any JobResolver]) -> [DispatcherAction] {
         guard phase == .running else {
             return resolvers.map { .resolve($0, .failure(JobError(.stopped, "the daemons were stopped", jobType: jobType))) }
         }
-        templates.append(SetupTemplate(jobType: jobType, payload: payload))
+        templates.append(SetupTemplate(jobType: jobType, payload: payload, attachments: attachments))
         var actions: [DispatcherAction] = []
         for (index, resolver) in zip(slots.indices, resolvers) {
             if slots[index].phase == .failed {
@@ -263,7 +272,7 @@ struct DispatcherState {
                 continue
             }
             let id = nextInternal()
-            jobs[id] = Record(id: id, jobType: jobType, payload: payload, resolver: resolver, timeout: nil, retriesLeft: 0, setupTemplate: templates.count - 1)
+            jobs[id] = Record(id: id, jobType: jobType, payload: payload, attachments: attachments, resolver: resolver, timeout: nil, retriesLeft: 0, setupTemplate: templates.count - 1)
             slots[index].pinned.append(id)
             actions += dispatch(index)
         }
@@ -275,8 +284,8 @@ struct DispatcherState {
         return nextInternalID
     }
 
-    /// The daemon in `slot` answered a request.
-    mutating func jobFinished(slot index: Int, instance: Int, result: RunResult) -> [DispatcherAction] {
+    /// The daemon in `slot` answered a request (`attachments`: the shared memory that came with it).
+    mutating func jobFinished(slot index: Int, instance: Int, result: RunResult, attachments: SharedAttachmentReader? = nil) -> [DispatcherAction] {
         guard slots[index].instance == instance, slots[index].link != nil else { return [] }
         guard let position = slots[index].inFlight.firstIndex(of: result.requestID) else { return [] }
         slots[index].inFlight.remove(at: position)
@@ -285,7 +294,7 @@ struct DispatcherState {
         if let record = jobs.removeValue(forKey: result.requestID) {
             if record.setupTemplate == nil { slots[index].startFailures = 0 }
             let outcome: JobOutcome = switch result.outcome {
-            case .value(let bytes): .value(bytes)
+            case .value(let bytes): .value(bytes, attachments)
             case .failure(let report): .failure(JobError(report: report, jobType: record.jobType, daemon: slots[index].identity))
             }
             actions.append(.resolve(record.resolver, outcome))
@@ -361,7 +370,7 @@ struct DispatcherState {
             jobs[id] = record
             slots[index].inFlight.append(id)
             slots[index].assigned += 1
-            actions.append(.send(link, .run(RunRequest(requestID: id, jobType: record.jobType, payload: record.payload))))
+            actions.append(.sendRun(link, RunRequest(requestID: id, jobType: record.jobType, payload: record.payload), record.attachments))
             if let timeout = record.timeout { actions.append(.schedule(.timeout(job: id), after: timeout)) }
         }
         return actions
@@ -379,6 +388,7 @@ struct DispatcherState {
             connections -= 1
         }
         slots[index].pid = nil
+        slots[index].descriptors = nil
         tokens.removeValue(forKey: slots[index].token)
         if phase == .stopping {
             slots[index].phase = .stopped
@@ -469,7 +479,7 @@ struct DispatcherState {
                 rebuilt.append(existing)
             } else {
                 let id = nextInternal()
-                jobs[id] = Record(id: id, jobType: template.jobType, payload: template.payload, resolver: SetupRunRecorder(), timeout: nil, retriesLeft: 0, setupTemplate: templateIndex)
+                jobs[id] = Record(id: id, jobType: template.jobType, payload: template.payload, attachments: template.attachments, resolver: SetupRunRecorder(), timeout: nil, retriesLeft: 0, setupTemplate: templateIndex)
                 rebuilt.append(id)
             }
         }

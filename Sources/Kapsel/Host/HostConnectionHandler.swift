@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 
@@ -24,6 +25,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private let dispatcher: Dispatcher
     private let secret: HostSecret
     private var state = State.closed
+    private var transport: AttachmentTransport?
     private var handshakeTimer: Scheduled<Void>?
     private var closeReason: String?
 
@@ -52,7 +54,19 @@ final class HostConnectionHandler: ChannelInboundHandler {
         case (.awaitingHello(let nonce), .hello(let hello)):
             admit(hello, hostNonce: nonce, context: context)
         case (.accepted(let slot, let instance), .result(let result)):
-            dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, result: result) }
+            var attachments: SharedAttachmentReader?
+            if !result.attachments.isEmpty {
+                do {
+                    guard let transport else { throw SharedMemoryError("shared memory on a connection without a descriptor channel") }
+                    attachments = try transport.receive(result.attachments, tag: result.requestID)
+                } catch {
+                    violation("cannot receive the shared memory of a result: \(error)", context: context)
+                    return
+                }
+            }
+            dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, result: result, attachments: attachments) }
+        case (.accepted, .released(let tokens)):
+            transport?.peerReleased(tokens)
         case (.closed, _):
             break
         default:
@@ -73,16 +87,25 @@ final class HostConnectionHandler: ChannelInboundHandler {
         }
         let hostProof = secret.hostProof(hostNonce: hostNonce, daemonNonce: hello.nonce)
         var admission = DispatcherState.Admission.refused("not admitted")
-        let link = ChannelLink(channel: context.channel)
+        var transport: AttachmentTransport?
+        let channel = context.channel
         dispatcher.perform { state in
-            let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, link: link) { index, instance in
+            let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, connect: { descriptors in
+                transport = descriptors.map { descriptors in
+                    AttachmentTransport(descriptors: descriptors) { tokens in
+                        channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
+                    }
+                }
+                return ChannelLink(channel: channel, transport: transport)
+            }, welcome: { index, instance in
                 .welcome(Welcome(daemonIndex: UInt32(index), instance: UInt32(instance), proof: hostProof))
-            }
+            })
             admission = decision
             return actions
         }
         switch admission {
         case .accepted(let slot, let instance):
+            self.transport = transport
             state = .accepted(slot: slot, instance: instance)
         case .refused(let reason):
             reject(reason, context: context)

@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 import NIOPosix
@@ -68,13 +69,35 @@ final class HostListener: Sendable {
 /// The host's end of a daemon connection, as the dispatcher sees it.
 final class ChannelLink: DaemonLink {
     private let channel: any Channel
+    private let transport: AttachmentTransport?
 
-    init(channel: any Channel) {
+    init(channel: any Channel, transport: AttachmentTransport?) {
         self.channel = channel
+        self.transport = transport
     }
 
     func send(_ message: WireMessage) {
         channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
+    }
+
+    /// Descriptors first, then the frame, so the daemon finds them when it reads the job.
+    /// A daemon that cannot take them has a broken connection: it is closed, and its job
+    /// resolves as `connectionLost`.
+    func send(run request: RunRequest, attachments: [SharedStorage]) {
+        var request = request
+        if !attachments.isEmpty {
+            guard let transport else {
+                channel.pipeline.fireErrorCaught(SharedMemoryError("this daemon cannot receive shared memory (no descriptor channel)"))
+                return
+            }
+            do {
+                request.attachments = try transport.send(attachments, tag: request.requestID)
+            } catch {
+                channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
+                return
+            }
+        }
+        send(.run(request))
     }
 
     func close() {

@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 import Synchronization
@@ -90,7 +91,8 @@ protocol JobResolver: AnyObject, Sendable {
 
 /// What the dispatcher hands a resolver.
 enum JobOutcome: Sendable {
-    case value(ByteBuffer)
+    /// The encoded output and the shared memory it refers to.
+    case value(ByteBuffer, SharedAttachmentReader?)
     case failure(JobError)
 }
 
@@ -101,9 +103,9 @@ extension JobHandle: JobResolver {
         switch outcome {
         case .failure(let error):
             result = .failure(error)
-        case .value(let bytes):
+        case .value(let bytes, let attachments):
             do {
-                result = .success(try CompactDecoder().decode(Output.self, from: bytes))
+                result = .success(try CompactDecoder().decode(Output.self, from: bytes, attachments: attachments))
             } catch {
                 result = .failure(JobError(.resultDecodingFailed, "the output does not decode as \(Output.self): \(error)", jobType: jobType))
             }

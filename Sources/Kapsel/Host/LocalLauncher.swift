@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 
 #if canImport(Glibc)
@@ -15,7 +16,7 @@ struct LocalLauncher: DaemonLauncher {
     let environment: [String: String]
     let forwardOutput: Bool
 
-    init(executable: String, arguments: [String], extraEnvironment: [String: String], url: String, secret: HostSecret, forwardOutput: Bool) {
+    init(executable: String, arguments: [String], extraEnvironment: [String: String], url: String, secret: HostSecret, forwardOutput: Bool, inlineLimit: Int) {
         self.executable = executable
         self.arguments = arguments
         self.forwardOutput = forwardOutput
@@ -28,15 +29,27 @@ struct LocalLauncher: DaemonLauncher {
         environment[DaemonEnvironment.url] = url
         environment[DaemonEnvironment.secret] = secret.hex
         environment[DaemonEnvironment.hostPID] = String(getpid())
+        environment[DaemonEnvironment.inlineLimit] = String(inlineLimit)
         self.environment = environment
     }
 
+    /// Each daemon gets a descriptor channel (its descriptor 3) for shared memory.
     func launch(slot: Int, instance: Int, token: String, dispatcher: Dispatcher) {
         var environment = self.environment
         environment[DaemonEnvironment.token] = token
-        let request = ProcessSupervisor.SpawnRequest(executable: executable, arguments: arguments, environment: environment, forwardOutput: forwardOutput)
-        ProcessSupervisor.shared.spawn(request, started: { result in
-            dispatcher.perform { $0.launched(slot: slot, instance: instance, result: result) }
+        var request = ProcessSupervisor.SpawnRequest(executable: executable, arguments: arguments, environment: environment, forwardOutput: forwardOutput)
+        var descriptors: DescriptorChannel?
+        do {
+            let (hostEnd, daemonEnd) = try DescriptorChannel.pair()
+            descriptors = hostEnd
+            request.extraDescriptor = daemonEnd
+            request.environment[DaemonEnvironment.descriptors] = "3"
+        } catch {
+            // A daemon without a channel still runs jobs; shared memory to it fails clearly.
+            writeToStandardError("kapsel: daemon \(slot) starts without shared memory: \(error)\n")
+        }
+        ProcessSupervisor.shared.spawn(request, started: { [descriptors] result in
+            dispatcher.perform { $0.launched(slot: slot, instance: instance, result: result, descriptors: descriptors) }
         }, exited: { report in
             dispatcher.perform { $0.processExited(slot: slot, instance: instance, termination: report.termination, output: report.outputTail) }
         })

@@ -1,3 +1,4 @@
+import KapselSharedMemory
 import KapselWire
 import NIOCore
 
@@ -26,42 +27,54 @@ public struct JobRegistry: Sendable {
     /// The names of all registered types, sorted.
     public var names: [String] { types.keys.sorted() }
 
-    /// Decodes and runs the job in `request`, and reports how it ended.
-    func run(_ request: RunRequest) async -> RunOutcome {
+    /// Decodes and runs the job in `request` (its shared memory in `attachments`), and
+    /// reports how it ended; large arrays of the output go into shared memory.
+    func run(_ request: RunRequest, attachments: SharedAttachmentReader?, inlineLimit: Int) async -> RunCompletion {
         guard let type = types[request.jobType] else {
-            return .failure(FailureReport(
+            return RunCompletion(outcome: .failure(FailureReport(
                 reason: .unknownJobType,
                 errorType: "Kapsel.UnknownJobType",
                 message: "this daemon has no job type named '\(request.jobType)'; list it in Kapsel.bootstrap(jobs:) of the daemon executable (it knows: \(names.joined(separator: ", ")))",
                 location: "daemon registry"
-            ))
+            )), attachments: [])
         }
-        return await type.decodeAndRun(request.payload)
+        return await type.decodeAndRun(request.payload, attachments: attachments, inlineLimit: inlineLimit)
     }
 }
 
+/// How a job ended, with the shared memory its output refers to.
+struct RunCompletion: Sendable {
+    var outcome: RunOutcome
+    var attachments: [SharedStorage]
+}
+
 extension Job {
-    static func decodeAndRun(_ payload: ByteBuffer) async -> RunOutcome {
+    static func decodeAndRun(_ payload: ByteBuffer, attachments: SharedAttachmentReader?, inlineLimit: Int) async -> RunCompletion {
+        func failure(_ reason: FailureReport.Reason, _ error: any Error, _ message: String, at location: String) -> RunCompletion {
+            RunCompletion(outcome: .failure(FailureReport(reason: reason, errorType: String(reflecting: type(of: error)), message: message, location: location)), attachments: [])
+        }
         let job: Self
         do {
-            job = try CompactDecoder().decode(Self.self, from: payload)
+            job = try CompactDecoder().decode(Self.self, from: payload, attachments: attachments)
         } catch {
-            return .failure(FailureReport(reason: .jobDecodingFailed, errorType: String(reflecting: type(of: error)), message: "the job's bytes do not decode as \(jobTypeName): \(error)", location: "decoding \(jobTypeName)"))
+            return failure(.jobDecodingFailed, error, "the job's bytes do not decode as \(jobTypeName): \(error)", at: "decoding \(jobTypeName)")
         }
         let output: Output
         do {
             output = try await job.run()
         } catch {
             if error is CancellationError, Task.isCancelled {
-                return .failure(FailureReport(reason: .cancelled, errorType: String(reflecting: type(of: error)), message: "the job stopped after it was cancelled", location: "\(jobTypeName).run()"))
+                return failure(.cancelled, error, "the job stopped after it was cancelled", at: "\(jobTypeName).run()")
             }
             let location = (error as? any LocatedError)?.sourceLocation ?? "\(jobTypeName).run()"
-            return .failure(FailureReport(reason: .thrown, errorType: String(reflecting: type(of: error)), message: String(describing: error), location: location))
+            return failure(.thrown, error, String(describing: error), at: location)
         }
         do {
-            return .value(try CompactEncoder().encode(output))
+            let writer = SharedAttachmentWriter(inlineLimit: inlineLimit)
+            let bytes = try CompactEncoder().encode(output, attachments: writer)
+            return RunCompletion(outcome: .value(bytes), attachments: writer.storages)
         } catch {
-            return .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the output of \(jobTypeName) does not encode: \(error)", location: "encoding \(String(reflecting: Output.self))"))
+            return failure(.resultEncodingFailed, error, "the output of \(jobTypeName) does not encode: \(error)", at: "encoding \(String(reflecting: Output.self))")
         }
     }
 }

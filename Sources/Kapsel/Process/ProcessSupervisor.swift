@@ -29,6 +29,8 @@ final class ProcessSupervisor: Sendable {
         var outputTailCapacity: Int = 8192
         /// Also copy the child's output to this process's standard error.
         var forwardOutput: Bool = false
+        /// A descriptor the child gets as its descriptor 3; closed here once the child started.
+        var extraDescriptor: Int32?
     }
 
     /// A child that has ended.
@@ -143,7 +145,9 @@ final class ProcessSupervisor: Sendable {
         private mutating func handle(_ request: Request) {
             switch request {
             case .spawn(let spec, let started, let exited):
-                switch startChild(spec) {
+                let outcome = startChild(spec)
+                if let extra = spec.extraDescriptor { close(extra) }
+                switch outcome {
                 case .success(let child):
                     children.append(Child(pid: child.pid, pidfd: child.pidfd, outputFD: child.outputFD, tail: OutputTail(capacity: spec.outputTailCapacity), forward: spec.forwardOutput, exited: exited))
                     started(.success(child.pid))
@@ -169,7 +173,7 @@ final class ProcessSupervisor: Sendable {
             var pid: pid_t = 0
             let rc = withCStringArray(argv) { argvPointer in
                 withCStringArray(envp) { envPointer in
-                    kapsel_spawn(spec.executable, argvPointer, envPointer, devNull, outputPipe[1], outputPipe[1], 1, &pid)
+                    kapsel_spawn_with_extra_fd(spec.executable, argvPointer, envPointer, devNull, outputPipe[1], outputPipe[1], spec.extraDescriptor ?? -1, 1, &pid)
                 }
             }
             guard rc == 0 else {

@@ -19,8 +19,15 @@ public struct CompactDecoder: Sendable {
 
     /// Decodes a `T` from the readable bytes of `buffer`, which must hold exactly one value.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        try decode(type, from: buffer, attachments: nil)
+    }
+
+    /// Decodes a `T` whose large arrays (and attached memory) are in `attachments`.
+    public func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, attachments: (any CompactAttachmentReader)?) throws -> T {
         let node = try CompactReader.read(buffer, limits: limits)
-        return try NodeDecoder(node: node, codingPath: [], userInfo: userInfo).decodeValue(type)
+        var info: [CodingUserInfoKey: Any] = userInfo
+        if let attachments { info[.compactAttachmentReader] = attachments }
+        return try NodeDecoder(node: node, codingPath: [], userInfo: info, attachments: attachments).decodeValue(type)
     }
 
     /// Decodes a `T` from `bytes`, which must hold exactly one value.
@@ -33,22 +40,24 @@ struct NodeDecoder: Decoder {
     let node: CompactValue
     let codingPath: [any CodingKey]
     let userInfo: [CodingUserInfoKey: Any]
+    let attachments: (any CompactAttachmentReader)?
 
-    init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any]) {
+    init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any], attachments: (any CompactAttachmentReader)?) {
         self.node = node
         self.codingPath = codingPath
         self.userInfo = userInfo
+        self.attachments = attachments
     }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
         if let fastType = type as? any CompactFastPath.Type {
-            if let value = fastType.fromCompact(node) { return value as! T }
+            if let value = try fastType.fromCompact(node, attachments: attachments) { return value as! T }
         }
         return try T(from: self)
     }
 
     func child(_ node: CompactValue, key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, codingPath: codingPath + [key], userInfo: userInfo)
+        NodeDecoder(node: node, codingPath: codingPath + [key], userInfo: userInfo, attachments: attachments)
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -64,6 +73,9 @@ struct NodeDecoder: Decoder {
         case .array(let values): elements = .nodes(values)
         case .packed(let kind, let bytes): elements = .packed(kind, bytes)
         case .bytes(let bytes): elements = .packed(.uint8, bytes)
+        case .external(let kind, _, _):
+            let bytes = try withPackedBytes(of: node, kind: kind, attachments: attachments) { [UInt8]($0) }!
+            elements = .packed(kind, bytes)
         default: throw mismatch([Int].self, "expected an array, found \(node.kindName)")
         }
         return UnkeyedNodeDecoder(elements: elements, decoder: self)

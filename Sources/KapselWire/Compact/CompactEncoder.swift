@@ -29,7 +29,19 @@ public struct CompactEncoder: Sendable {
 
     /// Encodes `value` and appends its bytes to `buffer`.
     public func encode<T: Encodable>(_ value: T, into buffer: inout ByteBuffer) throws {
-        let node = try EncodingContext(userInfo: userInfo).node(for: value, codingPath: [])
+        try encode(value, attachments: nil, into: &buffer)
+    }
+
+    /// Encodes `value` with `attachments` receiving large arrays (and, through
+    /// `userInfo[.compactAttachmentWriter]`, any type that attaches memory itself).
+    public func encode<T: Encodable>(_ value: T, attachments: (any CompactAttachmentWriter)?) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try encode(value, attachments: attachments, into: &buffer)
+        return buffer
+    }
+
+    private func encode<T: Encodable>(_ value: T, attachments: (any CompactAttachmentWriter)?, into buffer: inout ByteBuffer) throws {
+        let node = try EncodingContext(userInfo: userInfo, attachments: attachments).node(for: value, codingPath: [])
         CompactWriter.write(node, into: &buffer)
     }
 }
@@ -37,16 +49,20 @@ public struct CompactEncoder: Sendable {
 /// Shared by every encoder of one `encode` call.
 struct EncodingContext {
     let userInfo: [CodingUserInfoKey: Any]
+    let attachments: (any CompactAttachmentWriter)?
 
-    init(userInfo: [CodingUserInfoKey: any Sendable]) {
-        self.userInfo = userInfo
+    init(userInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentWriter)?) {
+        var info: [CodingUserInfoKey: Any] = userInfo
+        if let attachments { info[.compactAttachmentWriter] = attachments }
+        self.userInfo = info
+        self.attachments = attachments
     }
 
     /// The node for one value: primitives and packed arrays directly, anything else
     /// through its own `encode(to:)`.
     func node<T: Encodable>(for value: T, codingPath: [any CodingKey]) throws -> CompactValue {
         if let primitive = Self.primitiveNode(value) { return primitive }
-        if let fast = value as? any CompactFastPath { return fast.compactValue }
+        if let fast = value as? any CompactFastPath { return try fast.compactValue(attachments: attachments) }
         let box = EncodingBox()
         try value.encode(to: NodeEncoder(box: box, codingPath: codingPath, context: self))
         return try box.finish(codingPath: codingPath)

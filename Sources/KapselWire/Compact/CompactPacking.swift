@@ -25,28 +25,57 @@ extension UInt: CompactPackedElement { static var packedKind: PackedKind { .uint
 extension Float: CompactPackedElement { static var packedKind: PackedKind { .float32 } }
 extension Double: CompactPackedElement { static var packedKind: PackedKind { .float64 } }
 
-/// Values the coder writes as one node of raw bytes instead of one node per element.
+/// Values the coder writes as one node of raw bytes instead of one node per element,
+/// or, when large and an attachment writer is present, as a reference to an attachment.
 protocol CompactFastPath {
     /// The node that stands for the whole value.
-    var compactValue: CompactValue { get }
+    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue
     /// The value read back from `node`, or nil when the node has another shape.
-    static func fromCompact(_ node: CompactValue) -> Self?
+    static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Self?
+}
+
+/// Packs raw bytes as `kind`: inline, or as an attachment when large enough.
+private func packedNode(_ raw: UnsafeRawBufferPointer, kind: PackedKind, attachments: (any CompactAttachmentWriter)?) throws -> CompactValue {
+    if let attachments, raw.count >= attachments.inlineLimit {
+        let index = try attachments.attach(copying: raw)
+        return .external(kind, count: raw.count / kind.width, attachment: index)
+    }
+    let bytes = [UInt8](raw)
+    return kind == .uint8 ? .bytes(bytes) : .packed(kind, bytes)
+}
+
+/// Calls `body` with the raw bytes of a packed node of `kind` (inline or attached), or
+/// returns nil when the node has another shape.
+func withPackedBytes<R>(
+    of node: CompactValue, kind: PackedKind, attachments: (any CompactAttachmentReader)?, _ body: (UnsafeRawBufferPointer) throws -> R
+) throws -> R? {
+    switch node {
+    case .packed(let nodeKind, let bytes) where nodeKind == kind:
+        return try bytes.withUnsafeBytes(body)
+    case .bytes(let bytes) where kind == .uint8:
+        return try bytes.withUnsafeBytes(body)
+    case .external(let nodeKind, let count, let index) where nodeKind == kind:
+        guard let attachments else {
+            throw AttachmentReferenceError("the value refers to attachment \(index), but the message has no attachments")
+        }
+        return try attachments.withAttachmentBytes(index) { raw in
+            guard raw.count >= count * kind.width else {
+                throw AttachmentReferenceError("attachment \(index) holds \(raw.count) bytes, fewer than \(count) elements of \(kind)")
+            }
+            return try body(UnsafeRawBufferPointer(rebasing: raw[0..<count * kind.width]))
+        }
+    default:
+        return nil
+    }
 }
 
 extension Array: CompactFastPath where Element: CompactPackedElement {
-    var compactValue: CompactValue {
-        let bytes = self.withUnsafeBytes { [UInt8]($0) }
-        return Element.self == UInt8.self ? .bytes(bytes) : .packed(Element.packedKind, bytes)
+    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue {
+        try withUnsafeBytes { try packedNode($0, kind: Element.packedKind, attachments: attachments) }
     }
 
-    static func fromCompact(_ node: CompactValue) -> [Element]? {
-        let bytes: [UInt8]
-        switch node {
-        case .packed(let kind, let raw) where kind == Element.packedKind: bytes = raw
-        case .bytes(let raw) where Element.self == UInt8.self: bytes = raw
-        default: return nil
-        }
-        return bytes.withUnsafeBytes { raw in
+    static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> [Element]? {
+        try withPackedBytes(of: node, kind: Element.packedKind, attachments: attachments) { raw in
             let count = raw.count / MemoryLayout<Element>.stride
             return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
                 UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
@@ -60,10 +89,11 @@ extension Array: CompactFastPath where Element: CompactPackedElement {
 extension UInt8: CompactPackedElement { static var packedKind: PackedKind { .uint8 } }
 
 extension Data: CompactFastPath {
-    var compactValue: CompactValue { .bytes([UInt8](self)) }
+    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue {
+        try withUnsafeBytes { try packedNode($0, kind: .uint8, attachments: attachments) }
+    }
 
-    static func fromCompact(_ node: CompactValue) -> Data? {
-        guard case .bytes(let bytes) = node else { return nil }
-        return Data(bytes)
+    static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Data? {
+        try withPackedBytes(of: node, kind: .uint8, attachments: attachments) { Data($0) }
     }
 }

@@ -71,6 +71,16 @@ struct CompactReader {
             }
             let count = try readCount(elementWidth: kind.width, what: "packed array")
             return .packed(kind, buffer.readBytes(length: count * kind.width)!)
+        case .external:
+            guard let rawKind = buffer.readInteger(as: UInt8.self), let kind = PackedKind(rawValue: rawKind) else {
+                throw CompactFormatError("unknown attached element kind")
+            }
+            let count = try readVarint()
+            let attachment = try readVarint()
+            guard count <= UInt64(Int.max) / UInt64(kind.width), attachment <= UInt64(UInt16.max) else {
+                throw CompactFormatError("attachment reference out of range")
+            }
+            return .external(kind, count: Int(count), attachment: Int(attachment))
         case .array:
             let count = try readCount(elementWidth: 1, what: "array")
             var elements: [CompactValue] = []

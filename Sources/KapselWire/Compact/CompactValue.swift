@@ -15,6 +15,8 @@ indirect enum CompactValue: Equatable {
     case string(String)
     case bytes([UInt8])
     case packed(PackedKind, [UInt8])
+    /// A packed array (or byte string, kind `.uint8`) held in attachment `index`.
+    case external(PackedKind, count: Int, attachment: Int)
     case array([CompactValue])
     case map([(key: String, value: CompactValue)])
 
@@ -29,6 +31,7 @@ indirect enum CompactValue: Equatable {
         case let (.string(a), .string(b)): return a == b
         case let (.bytes(a), .bytes(b)): return a == b
         case let (.packed(ka, a), .packed(kb, b)): return ka == kb && a == b
+        case let (.external(ka, ca, ia), .external(kb, cb, ib)): return ka == kb && ca == cb && ia == ib
         case let (.array(a), .array(b)): return a == b
         case let (.map(a), .map(b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
@@ -48,6 +51,7 @@ indirect enum CompactValue: Equatable {
         case .string: "string"
         case .bytes: "bytes"
         case .packed(let kind, _): "packed \(kind) array"
+        case .external(let kind, _, _): "attached \(kind) array"
         case .array: "array"
         case .map: "keyed container"
         }
@@ -86,5 +90,5 @@ enum PackedKind: UInt8, CustomStringConvertible {
 
 /// Type tags of the compact binary format: one byte before every value.
 enum CompactTag: UInt8 {
-    case null = 0, `false`, `true`, int, uint, float32, float64, string, bytes, array, map, packed
+    case null = 0, `false`, `true`, int, uint, float32, float64, string, bytes, array, map, packed, external
 }

@@ -33,6 +33,11 @@ enum CompactWriter {
             buffer.writeInteger(kind.rawValue)
             writeVarint(UInt64(bytes.count / kind.width), into: &buffer)
             buffer.writeBytes(bytes)
+        case .external(let kind, let count, let attachment):
+            buffer.writeInteger(CompactTag.external.rawValue)
+            buffer.writeInteger(kind.rawValue)
+            writeVarint(UInt64(count), into: &buffer)
+            writeVarint(UInt64(attachment), into: &buffer)
         case .array(let elements):
             buffer.writeInteger(CompactTag.array.rawValue)
             writeVarint(UInt64(elements.count), into: &buffer)

@@ -1,0 +1,74 @@
+import KapselSharedMemory
+import KapselWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Moves one connection's shared-memory attachments: their descriptors over the
+/// connection's `DescriptorChannel` (sent before the message that refers to them),
+/// and the release tokens of pool slots lent to the peer.
+///
+/// A slot this side lends stays held until the peer sends its token back (`released`),
+/// or until this transport is gone with its connection. A pooled attachment this
+/// side receives sends its token back when its last view dies.
+final class AttachmentTransport: Sendable {
+    private let descriptors: DescriptorChannel
+    private let lent = Mutex<[UInt64: RemoteHold]>([:])
+    private let nextToken = Atomic<UInt64>(1)
+    private let sendReleased: @Sendable ([UInt64]) -> Void
+
+    /// `sendReleased` writes a `released` message on the connection.
+    init(descriptors: DescriptorChannel, sendReleased: @escaping @Sendable ([UInt64]) -> Void) {
+        self.descriptors = descriptors
+        self.sendReleased = sendReleased
+    }
+
+    /// Sends the descriptors of `storages` for message `tag`; returns what the message
+    /// must say about them.
+    func send(_ storages: [SharedStorage], tag: UInt64) throws -> [AttachmentInfo] {
+        var infos: [AttachmentInfo] = []
+        var holds: [(UInt64, RemoteHold)] = []
+        for storage in storages {
+            var token: UInt64 = 0
+            if let lease = storage.lease {
+                token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+                holds.append((token, lease.holdRemotely()))
+            }
+            infos.append(AttachmentInfo(byteCount: UInt64(storage.segment.byteCount), releaseToken: token))
+        }
+        try descriptors.send(tag: tag, segments: storages.map(\.segment))
+        lent.withLock { lent in
+            for (token, hold) in holds { lent[token] = hold }
+        }
+        return infos
+    }
+
+    /// Receives the attachments `infos` announce for message `tag`.
+    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> SharedAttachmentReader {
+        let received = try descriptors.receive(tag: tag, count: infos.count)
+        var storages: [SharedStorage] = []
+        for (position, (descriptor, info)) in zip(received, infos).enumerated() {
+            let segment: SharedSegment
+            do {
+                segment = try SharedSegment.adopt(descriptor: descriptor, minimumByteCount: Int(clamping: info.byteCount))
+            } catch {
+                received[(position + 1)...].forEach { close($0) }
+                throw error
+            }
+            let token = info.releaseToken
+            let sendReleased = self.sendReleased
+            let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in sendReleased([token]) }
+            storages.append(SharedStorage(segment: segment, onRelease: release))
+        }
+        return SharedAttachmentReader(storages: storages)
+    }
+
+    /// The peer dropped its last views of these lent slots.
+    func peerReleased(_ tokens: [UInt64]) {
+        let holds = lent.withLock { lent in tokens.compactMap { lent.removeValue(forKey: $0) } }
+        // The slots go back to their pools here, outside the lock.
+        withExtendedLifetime(holds) {}
+    }
+}

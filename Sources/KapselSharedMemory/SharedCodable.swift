@@ -1,0 +1,84 @@
+import KapselWire
+
+/// `SharedBuffer`, `SharedArray` and `SharedTensor` encode as a small descriptor when
+/// the encoder carries a `SharedAttachmentWriter` (Kapsel's own messages); any other
+/// encoder (JSON, ...) gets the bytes themselves.
+extension SharedBuffer: Codable {
+    private enum CodingKeys: String, CodingKey { case attachment, offset, count, bytes }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let writer = encoder.userInfo[.compactAttachmentWriter] as? SharedAttachmentWriter {
+            try container.encode(try writer.attach(self), forKey: .attachment)
+            try container.encode(offset, forKey: .offset)
+            try container.encode(count, forKey: .count)
+        } else {
+            try container.encode(withUnsafeBytes { [UInt8]($0) }, forKey: .bytes)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard container.contains(.attachment) else {
+            let bytes = try container.decode([UInt8].self, forKey: .bytes)
+            try self.init(byteCount: bytes.count)
+            bytes.withUnsafeBytes { source in withUnsafeMutableBytes { $0.copyMemory(from: source) } }
+            return
+        }
+        guard let reader = decoder.userInfo[.compactAttachmentReader] as? SharedAttachmentReader else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a shared buffer refers to an attachment, but the message has none"))
+        }
+        let storage = try reader.storage(at: try container.decode(Int.self, forKey: .attachment))
+        let offset = try container.decode(Int.self, forKey: .offset)
+        let count = try container.decode(Int.self, forKey: .count)
+        guard offset >= 0, count >= 0, offset <= storage.segment.byteCount, count <= storage.segment.byteCount - offset else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a shared buffer of \(count) bytes at \(offset) lies outside its \(storage.segment.byteCount)-byte attachment"))
+        }
+        self.init(storage: storage, offset: offset, count: count)
+    }
+}
+
+extension SharedArray: Codable {
+    private enum CodingKeys: String, CodingKey { case buffer, count, stride }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(buffer, forKey: .buffer)
+        try container.encode(count, forKey: .count)
+        try container.encode(MemoryLayout<Element>.stride, forKey: .stride)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let stride = try container.decode(Int.self, forKey: .stride)
+        guard stride == MemoryLayout<Element>.stride else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "elements of \(stride) bytes cannot be read as \(Element.self) (\(MemoryLayout<Element>.stride) bytes)"))
+        }
+        try self.init(buffer: try container.decode(SharedBuffer.self, forKey: .buffer), count: try container.decode(Int.self, forKey: .count))
+    }
+}
+
+extension SharedTensor: Codable {
+    private enum CodingKeys: String, CodingKey { case buffer, shape, strides, stride }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(buffer, forKey: .buffer)
+        try container.encode(shape, forKey: .shape)
+        try container.encode(strides, forKey: .strides)
+        try container.encode(MemoryLayout<Element>.stride, forKey: .stride)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let stride = try container.decode(Int.self, forKey: .stride)
+        guard stride == MemoryLayout<Element>.stride else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "elements of \(stride) bytes cannot be read as \(Element.self)"))
+        }
+        try self.init(
+            buffer: try container.decode(SharedBuffer.self, forKey: .buffer),
+            shape: try container.decode([Int].self, forKey: .shape),
+            strides: try container.decode([Int].self, forKey: .strides)
+        )
+    }
+}
