@@ -73,6 +73,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "KapselSharedMemoryTests",
+            dependencies: ["KapselSharedMemory", "KapselWire", "CKapselShim", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "KapselTests",
             dependencies: [
                 "Kapsel", "KapselWire", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
