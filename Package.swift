@@ -13,6 +13,9 @@ let package = Package(
         .library(name: "Kapsel", targets: ["Kapsel"]),
         .library(name: "KapselWire", targets: ["KapselWire"]),
         .library(name: "KapselSharedMemory", targets: ["KapselSharedMemory"]),
+        .library(name: "KapselArrow", targets: ["KapselArrow"]),
+        // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
+        .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
     ],
     dependencies: [
@@ -38,6 +41,8 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        .target(name: "CKapselArrow"),
+        .target(name: "KapselArrow", dependencies: ["CKapselArrow", "KapselSharedMemory"]),
         .target(
             name: "Kapsel",
             dependencies: [
@@ -60,7 +65,8 @@ let package = Package(
         // The README's tour as a program; the tests run it and check the README against it.
         .executableTarget(name: "KapselTour", dependencies: ["Kapsel"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
-        .target(name: "KapselTestJobs", dependencies: ["Kapsel"], path: "Tests/Support/KapselTestJobs"),
+        .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
+        .target(name: "KapselArrowInterop", dependencies: ["KapselArrow", "CKapselArrow"], path: "Tests/Support/KapselArrowInterop"),
         // The test runner cannot re-launch itself as a daemon: the tests start this one.
         .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
         .testTarget(
@@ -77,9 +83,13 @@ let package = Package(
             dependencies: ["KapselSharedMemory", "KapselWire", "CKapselShim", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
+            name: "KapselArrowTests",
+            dependencies: ["KapselArrow", "CKapselArrow", "KapselSharedMemory", "KapselArrowInterop"]
+        ),
+        .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
+                "Kapsel", "KapselWire", "KapselArrow", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -135,6 +135,16 @@ int kapsel_shared_memory_create(const char *debug_name, unsigned long long size)
         errno = saved;
         return -1;
     }
+#ifdef __linux__
+    // Back every page now: faster than faulting pages in one by one, and a lack of
+    // memory is an error here rather than a fault at first touch.
+    if (size > 0 && fallocate(fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+#endif
     return fd;
 }
 

@@ -92,21 +92,12 @@ extension ProcessTests {
             #expect(childProcesses().isEmpty)
         }
 
-        @Test func poolsWithCrashesLeaveNoDescriptorsOrProcessesBehind() async throws {
-            func descriptorCount() -> Int {
-                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
-            }
-            try await withTestDaemons(1) { _ in }
-            let before = descriptorCount()
-            for _ in 0..<3 {
-                try await withTestDaemons(2) { daemons in
-                    for _ in 0..<5 { _ = await daemons.submit(Crash(.segfault, in: .running)).result }
-                    _ = await daemons.submit(Spin(), timeout: .milliseconds(50)).result
-                    _ = try await daemons.submit(Echo(1)).value
-                }
-            }
-            #expect(descriptorCount() == before)
-            #expect(childProcesses().isEmpty)
+        @Test func poolsLeaveNoDescriptorMemoryOrProcessBehind() throws {
+            // Counted in a host process of its own: other suites of this test process open
+            // descriptors and map memory in parallel.
+            let outcome = try runProcess(testDaemonPath, arguments: ["leak-check"], environment: ["PATH": "/usr/bin:/bin"], timeout: 120)
+            #expect(outcome.status == 0, "resources left behind:\n\(outcome.output)")
+            #expect(outcome.output.contains("descriptors"))
         }
 
         @Test func stopDoesNotWaitForAJobThatIgnoresCancellation() async throws {

@@ -23,7 +23,8 @@ int kapsel_spawn_with_extra_fd(const char *path, char *const argv[], char *const
 
 /// An anonymous shared memory file of `size` bytes that disappears with its last
 /// descriptor and mapping: `memfd_create` (close-on-exec, sealable) on Linux; elsewhere
-/// `shm_open` of a random name, unlinked at once. Returns the descriptor or -1 with errno.
+/// `shm_open` of a random name, unlinked at once. On Linux every page is allocated at
+/// once (`fallocate`), so a lack of memory fails here. Returns the descriptor or -1 with errno.
 int kapsel_shared_memory_create(const char *debug_name, unsigned long long size);
 
 /// Seals the size of a memfd (no shrink, no grow, no more seals), so a peer can never

@@ -59,12 +59,13 @@ public struct DaemonConfiguration: Sendable {
         let hostPID = take(DaemonEnvironment.hostPID).flatMap { Int32($0) }
         let descriptorChannel = take(DaemonEnvironment.descriptors).flatMap { Int32($0) }
         let inlineLimit = take(DaemonEnvironment.inlineLimit).flatMap { Int($0) } ?? 1 << 20
+        let limits = take(DaemonEnvironment.maxFrameLength).flatMap { Int($0) }.map { WireLimits(maxFrameLength: $0) } ?? WireLimits()
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
             throw DaemonConfigurationError("\(DaemonEnvironment.secret) is missing or not hex")
         }
-        return DaemonConfiguration(url: url, secret: secret, token: token, hostPID: hostPID, descriptorChannel: descriptorChannel, inlineLimit: inlineLimit)
+        return DaemonConfiguration(url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel, inlineLimit: inlineLimit)
     }
 
     /// The socket path of a `unix://` URL.

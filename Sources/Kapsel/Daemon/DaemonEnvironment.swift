@@ -16,4 +16,6 @@ enum DaemonEnvironment {
     static let descriptors = "KAPSEL_DESCRIPTOR_FD"
     /// Arrays of at least this many bytes travel as shared memory instead of bytes.
     static let inlineLimit = "KAPSEL_INLINE_LIMIT"
+    /// The largest frame the daemon accepts from the host.
+    static let maxFrameLength = "KAPSEL_MAX_FRAME_LENGTH"
 }

@@ -1,6 +1,6 @@
 /// The exit codes of a daemon process, so a supervisor can tell why it ended
 /// (values from `sysexits.h` where one fits).
-public enum DaemonExitCode: Int32, Sendable, CaseIterable {
+public enum DaemonExitCode: Int32, Sendable, CaseIterable, CustomStringConvertible {
     /// The host asked it to stop.
     case stopped = 0
     /// Cannot connect to the host (`EX_NOHOST`).
@@ -14,4 +14,15 @@ public enum DaemonExitCode: Int32, Sendable, CaseIterable {
     /// The daemon's configuration is missing or invalid, or the executable never
     /// called `Kapsel.bootstrap(jobs:)` (`EX_CONFIG`).
     case configuration = 78
+
+    public var description: String {
+        switch self {
+        case .stopped: "stopped by its host"
+        case .cannotConnect: "cannot connect to its host"
+        case .hostLost: "lost its host"
+        case .protocolError: "protocol error"
+        case .refused: "refused by its host"
+        case .configuration: "configuration error"
+        }
+    }
 }

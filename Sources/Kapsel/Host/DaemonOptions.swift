@@ -46,7 +46,7 @@ public struct DaemonOptions: Sendable {
     public var forwardOutput: Bool = false
     /// Extra environment variables for the daemons (they inherit the host's otherwise).
     public var environment: [String: String] = [:]
-    /// Limits on frames from daemons.
+    /// Limits on frames, both ways (the daemons get `maxFrameLength` too).
     public var limits: WireLimits = WireLimits()
     /// Plain arrays of fixed-width numbers (`[Double]`, `[Int32]`, `[UInt8]`, `Data`, ...)
     /// of at least this many bytes, in jobs and results, are copied once into shared

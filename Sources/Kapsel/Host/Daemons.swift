@@ -53,7 +53,7 @@ public final class Daemons: Sendable {
         let url = "unix://\(directory)/host.sock"
         let secret = HostSecret.random()
         let group = MultiThreadedEventLoopGroup.singleton
-        let launcher = LocalLauncher(executable: executable, arguments: arguments, extraEnvironment: options.environment, url: url, secret: secret, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold)
+        let launcher = LocalLauncher(executable: executable, arguments: arguments, extraEnvironment: options.environment, url: url, secret: secret, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength)
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,

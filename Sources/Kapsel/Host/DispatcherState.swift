@@ -423,16 +423,16 @@ struct DispatcherState {
             case .connectionFailed(let reason):
                 JobError(.connectionLost, "the connection to the daemon failed: \(reason)", jobType: record.jobType, daemon: identity, termination: termination)
             case .unresponsive, nil:
-                JobError(.crashed, "the daemon died with \(termination) while running the job", jobType: record.jobType, daemon: identity, termination: termination, daemonOutput: output)
+                JobError(.crashed, "the daemon died with \(Self.explain(termination)) while running the job", jobType: record.jobType, daemon: identity, termination: termination, daemonOutput: output)
             }
             actions.append(.resolve(record.resolver, .failure(error)))
         }
         if neverOnline {
             slots[index].startFailures += 1
-            slots[index].lastFailure = "it exited with \(termination) before connecting" + (output.map { "; its output:\n\($0)" } ?? "")
+            slots[index].lastFailure = "it exited with \(Self.explain(termination)) before connecting" + (output.map { "; its output:\n\($0)" } ?? "")
         } else if cause == nil {
             slots[index].crashed += 1
-            slots[index].lastFailure = "it died with \(termination)" + (output.map { "; its output:\n\($0)" } ?? "")
+            slots[index].lastFailure = "it died with \(Self.explain(termination))" + (output.map { "; its output:\n\($0)" } ?? "")
         }
         // Setup jobs return to the slot (rebuildSetup orders them); other jobs wait at
         // the front of the queue they came from.
@@ -453,6 +453,14 @@ struct DispatcherState {
         actions += dispatchToIdle()
         actions += readinessActions()
         return actions
+    }
+
+    /// A termination, with the meaning of a daemon's own exit codes.
+    static func explain(_ termination: ProcessTermination) -> String {
+        if case .exited(let code) = termination, code != 0, let known = DaemonExitCode(rawValue: code) {
+            return "\(termination) (\(known))"
+        }
+        return "\(termination)"
     }
 
     /// A slot could not start a process.

@@ -112,8 +112,17 @@ final class HostConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// What arrived was wrong (a bad frame, memory that cannot be mapped): a violation.
+    /// Anything else (a reset, a read error) is the peer going away: the connection just
+    /// closes, and for a local daemon its exit status then tells what happened.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        violation(String(describing: error), context: context)
+        if error is WireError || error is SharedMemoryError {
+            violation(String(describing: error), context: context)
+        } else if case .awaitingHello = state {
+            reject(String(describing: error), context: context)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

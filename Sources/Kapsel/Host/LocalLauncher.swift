@@ -16,7 +16,7 @@ struct LocalLauncher: DaemonLauncher {
     let environment: [String: String]
     let forwardOutput: Bool
 
-    init(executable: String, arguments: [String], extraEnvironment: [String: String], url: String, secret: HostSecret, forwardOutput: Bool, inlineLimit: Int) {
+    init(executable: String, arguments: [String], extraEnvironment: [String: String], url: String, secret: HostSecret, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int) {
         self.executable = executable
         self.arguments = arguments
         self.forwardOutput = forwardOutput
@@ -30,6 +30,7 @@ struct LocalLauncher: DaemonLauncher {
         environment[DaemonEnvironment.secret] = secret.hex
         environment[DaemonEnvironment.hostPID] = String(getpid())
         environment[DaemonEnvironment.inlineLimit] = String(inlineLimit)
+        environment[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
         self.environment = environment
     }
 

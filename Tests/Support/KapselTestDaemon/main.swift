@@ -4,6 +4,8 @@
 // host process they can kill:
 //   KapselTestDaemon host N     start N daemons (this executable), print their pids, wait
 //   KapselTestDaemon no-bootstrap   behave like a program whose main forgot Kapsel.bootstrap
+//   KapselTestDaemon leak-check     crash, time out and kill daemons holding shared memory,
+//                                   then exit 0 only if no descriptor, memory or process is left
 import Kapsel
 import KapselTestJobs
 
@@ -26,6 +28,8 @@ case "host":
     print("ready")
     fflush(nil)
     while true { sleep(60) }
+case "leak-check":
+    exit(try await LeakCheck.run() ? 0 : 1)
 case "no-bootstrap":
     _ = try await Daemons(1)
     print("unreachable: a daemon without bootstrap must not start daemons")

@@ -1,0 +1,1 @@
+// The C target needs one source file; the interface is the header.

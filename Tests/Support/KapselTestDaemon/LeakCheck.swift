@@ -1,0 +1,58 @@
+import Kapsel
+import KapselTestJobs
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What pools leave behind in their host, measured in a process where nothing else runs.
+enum LeakCheck {
+    static func run() async throws -> Bool {
+        // Process-lifetime resources (event loop threads, the supervisor) exist after a first pool.
+        try await withDaemons(1) { _ in }
+        let before = MemoryUsage.current()
+        for _ in 0..<3 {
+            try await withDaemons(2) { daemons in
+                for _ in 0..<5 { _ = await daemons.submit(Crash(.segfault, in: .running)).result }
+                _ = await daemons.submit(Spin(), timeout: .milliseconds(50)).result
+                let data = try SharedArray<Double>(repeating: 1, count: 1 << 20)
+                _ = try await daemons.submit(SumAndDouble(input: data)).value
+                _ = try await daemons.submit(Echo(1)).value
+            }
+            // A daemon killed while it holds three segments.
+            try await withDaemons(1) { daemons in
+                let pid = daemons.status().daemons[0].pid!
+                let arrays = try (0..<3).map { _ in try SharedArray<Double>(repeating: 1, count: 4 << 20) }
+                let holding = daemons.submit(HoldShared(arrays: arrays, milliseconds: 60_000))
+                while (MemoryUsage.of(processID: pid)?.residentSharedKB ?? 0) < 90 << 10 { usleep(2_000) }
+                kill(pid, SIGKILL)
+                _ = await holding.result
+            }
+        }
+        let after = MemoryUsage.current()
+        let children = childCount()
+        print("descriptors \(before.openDescriptors) -> \(after.openDescriptors)")
+        print("shared memory \(before.residentSharedKB) kB -> \(after.residentSharedKB) kB")
+        print("child processes \(children)")
+        return after.openDescriptors == before.openDescriptors && after.residentSharedKB - before.residentSharedKB < 4 << 10 && children == 0
+    }
+
+    private static func childCount() -> Int {
+        guard let directory = opendir("/proc") else { return -1 }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard Int32(name) != nil, let file = fopen("/proc/\(name)/stat", "r") else { continue }
+            var line = [CChar](repeating: 0, count: 512)
+            fgets(&line, 512, file)
+            fclose(file)
+            let stat = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let close = stat.lastIndex(of: ")") {
+                let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+                if fields.count > 1, Int32(fields[1]) == getpid() { count += 1 }
+            }
+        }
+        return count
+    }
+}
