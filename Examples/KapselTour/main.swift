@@ -1,6 +1,7 @@
 // The README's tour, as a program that is built and run by the tests
 // (Tests/KapselTests/ReadmeTests.swift checks every README snippet appears here).
 import Kapsel
+import KapselArrow
 
 // MARK: A job
 struct Simulate: Job {
@@ -43,8 +44,21 @@ struct Forever: Job {
     }
 }
 
+struct Scale: Job {
+    var input: SharedArray<Double>
+    var factor: Double
+
+    func run() async throws -> SharedArray<Double> {
+        try SharedArray(count: input.count) { output in          // written in place, in shared memory
+            input.withUnsafeBufferPointer { values in
+                for index in values.indices { output[index] = values[index] * factor }
+            }
+        }
+    }
+}
+
 // MARK: Bootstrap
-Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self])
+Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self])
 
 // MARK: Submit and await
 try await withDaemons(2) { daemons in
@@ -90,6 +104,22 @@ try await withDaemons(2) { daemons in
     print(try await daemons.submit(Predict(x: 1)).value)  // "gbm(1.0)"
     print(daemons.status())
 }
+
+// MARK: Shared memory
+try await withDaemons(2) { daemons in
+    let input = try SharedArray<Double>(count: 10_000_000) { values in   // 80 MB, filled in place
+        for index in values.indices { values[index] = Double(index) }
+    }
+    let scaled = try await daemons.submit(Scale(input: input, factor: 2)).value  // no copy either way
+    print(scaled[9_999_999])                                                // 19999998.0
+}
+
+// MARK: Arrow
+let table = try SharedTable([.primitive("price", [1.5, nil, 3.0]), .utf8("name", ["a", "b", nil])])
+var array = ArrowArray(), schema = ArrowSchema()
+table.exportArrow(array: &array, schema: &schema)              // hand these to PyArrow, DuckDB, ...
+let batch = try ImportedArrowArray.take(array: &array, schema: &schema)   // what a consumer does
+print(try batch.column(named: "price")!.value(0, as: Double.self)!)       // 1.5, read where it lies
 
 // MARK: Options
 var options = DaemonOptions()

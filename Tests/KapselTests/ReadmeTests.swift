@@ -54,6 +54,8 @@ extension ProcessTests {
             #expect(outcome.output.contains("cancelled"))
             #expect(outcome.output.contains("gbm(1.0)"))
             #expect(outcome.output.contains("connections: 2"))
+            #expect(outcome.output.contains("19999998.0"))
+            #expect(outcome.output.contains("\n1.5\n"))
         }
     }
 }

@@ -25,9 +25,7 @@ public struct CompactDecoder: Sendable {
     /// Decodes a `T` whose large arrays (and attached memory) are in `attachments`.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, attachments: (any CompactAttachmentReader)?) throws -> T {
         let node = try CompactReader.read(buffer, limits: limits)
-        var info: [CodingUserInfoKey: Any] = userInfo
-        if let attachments { info[.compactAttachmentReader] = attachments }
-        return try NodeDecoder(node: node, codingPath: [], userInfo: info, attachments: attachments).decodeValue(type)
+        return try NodeDecoder(node: node, codingPath: [], baseUserInfo: userInfo, attachments: attachments).decodeValue(type)
     }
 
     /// Decodes a `T` from `bytes`, which must hold exactly one value.
@@ -39,14 +37,21 @@ public struct CompactDecoder: Sendable {
 struct NodeDecoder: Decoder {
     let node: CompactValue
     let codingPath: [any CodingKey]
-    let userInfo: [CodingUserInfoKey: Any]
+    private let baseUserInfo: [CodingUserInfoKey: any Sendable]
     let attachments: (any CompactAttachmentReader)?
 
-    init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any], attachments: (any CompactAttachmentReader)?) {
+    init(node: CompactValue, codingPath: [any CodingKey], baseUserInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentReader)?) {
         self.node = node
         self.codingPath = codingPath
-        self.userInfo = userInfo
+        self.baseUserInfo = baseUserInfo
         self.attachments = attachments
+    }
+
+    /// The decoder's user info, with the attachment reader; built only when a type asks.
+    var userInfo: [CodingUserInfoKey: Any] {
+        var info: [CodingUserInfoKey: Any] = baseUserInfo
+        if let attachments { info[.compactAttachmentReader] = attachments }
+        return info
     }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
@@ -57,7 +62,7 @@ struct NodeDecoder: Decoder {
     }
 
     func child(_ node: CompactValue, key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, codingPath: codingPath + [key], userInfo: userInfo, attachments: attachments)
+        NodeDecoder(node: node, codingPath: codingPath + [key], baseUserInfo: baseUserInfo, attachments: attachments)
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {

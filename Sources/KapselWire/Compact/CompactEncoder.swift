@@ -48,14 +48,19 @@ public struct CompactEncoder: Sendable {
 
 /// Shared by every encoder of one `encode` call.
 struct EncodingContext {
-    let userInfo: [CodingUserInfoKey: Any]
+    private let baseUserInfo: [CodingUserInfoKey: any Sendable]
     let attachments: (any CompactAttachmentWriter)?
 
     init(userInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentWriter)?) {
-        var info: [CodingUserInfoKey: Any] = userInfo
-        if let attachments { info[.compactAttachmentWriter] = attachments }
-        self.userInfo = info
+        self.baseUserInfo = userInfo
         self.attachments = attachments
+    }
+
+    /// The encoder's user info, with the attachment writer; built only when a type asks.
+    var userInfo: [CodingUserInfoKey: Any] {
+        var info: [CodingUserInfoKey: Any] = baseUserInfo
+        if let attachments { info[.compactAttachmentWriter] = attachments }
+        return info
     }
 
     /// The node for one value: primitives and packed arrays directly, anything else

@@ -1,0 +1,2 @@
+// `import KapselArrow` brings the C Data Interface structs (`ArrowArray`, `ArrowSchema`) with it.
+@_exported import CKapselArrow
