@@ -69,41 +69,54 @@ extension SharedArray where Element: ArrowPrimitive {
     }
 }
 
+/// Heap copies of a struct's children and the pointer array listing them, as the C
+/// Data Interface lays them out; owned by the parent's box.
+private struct ChildList<Structure> {
+    let pointers: UnsafeMutablePointer<UnsafeMutablePointer<Structure>?>?
+    let count: Int
+
+    init(_ children: [Structure]) {
+        count = children.count
+        guard !children.isEmpty else {
+            pointers = nil
+            return
+        }
+        let list = UnsafeMutablePointer<UnsafeMutablePointer<Structure>?>.allocate(capacity: children.count)
+        for (index, child) in children.enumerated() {
+            let structure = UnsafeMutablePointer<Structure>.allocate(capacity: 1)
+            structure.initialize(to: child)
+            list[index] = structure
+        }
+        pointers = list
+    }
+
+    func deallocate() {
+        guard let pointers else { return }
+        for index in 0..<count { pointers[index]?.deallocate() }
+        pointers.deallocate()
+    }
+}
+
 /// What one exported `ArrowArray` owns: the pointer arrays it hands out, the structs
 /// of its children, and references that keep the shared memory alive.
 private final class ExportedArrayBox {
     let keepAlive: [SharedBuffer]
     let buffers: UnsafeMutablePointer<UnsafeRawPointer?>
     let bufferCount: Int
-    let children: UnsafeMutablePointer<UnsafeMutablePointer<ArrowArray>?>?
-    let childCount: Int
+    let children: ChildList<ArrowArray>
 
     init(keepAlive: [SharedBuffer], buffers: [UnsafeRawPointer?], children: [ArrowArray]) {
         self.keepAlive = keepAlive
         bufferCount = buffers.count
         self.buffers = .allocate(capacity: max(buffers.count, 1))
         self.buffers.initialize(from: buffers, count: buffers.count)
-        childCount = children.count
-        if children.isEmpty {
-            self.children = nil
-        } else {
-            let list = UnsafeMutablePointer<UnsafeMutablePointer<ArrowArray>?>.allocate(capacity: children.count)
-            for (index, child) in children.enumerated() {
-                let structure = UnsafeMutablePointer<ArrowArray>.allocate(capacity: 1)
-                structure.initialize(to: child)
-                list[index] = structure
-            }
-            self.children = list
-        }
+        self.children = ChildList(children)
         ArrowExport.exported()
     }
 
     deinit {
         buffers.deallocate()
-        if let children {
-            for index in 0..<childCount { children[index]?.deallocate() }
-            children.deallocate()
-        }
+        children.deallocate()
     }
 }
 
@@ -114,9 +127,9 @@ private func makeArray(length: Int, nullCount: Int, buffers: [UnsafeRawPointer?]
     array.null_count = Int64(nullCount)
     array.offset = 0
     array.n_buffers = Int64(box.bufferCount)
-    array.n_children = Int64(box.childCount)
+    array.n_children = Int64(box.children.count)
     array.buffers = UnsafeMutablePointer(mutating: UnsafeRawPointer(box.buffers).assumingMemoryBound(to: UnsafeRawPointer?.self))
-    array.children = box.children
+    array.children = box.children.pointers
     array.dictionary = nil
     array.release = releaseExportedArray
     array.private_data = Unmanaged.passRetained(box).toOpaque()
@@ -141,34 +154,19 @@ private let releaseExportedArray: @convention(c) (UnsafeMutablePointer<ArrowArra
 private final class ExportedSchemaBox {
     let format: UnsafeMutablePointer<CChar>
     let name: UnsafeMutablePointer<CChar>
-    let children: UnsafeMutablePointer<UnsafeMutablePointer<ArrowSchema>?>?
-    let childCount: Int
+    let children: ChildList<ArrowSchema>
 
     init(format: String, name: String, children: [ArrowSchema]) {
         self.format = strdup(format)
         self.name = strdup(name)
-        childCount = children.count
-        if children.isEmpty {
-            self.children = nil
-        } else {
-            let list = UnsafeMutablePointer<UnsafeMutablePointer<ArrowSchema>?>.allocate(capacity: children.count)
-            for (index, child) in children.enumerated() {
-                let structure = UnsafeMutablePointer<ArrowSchema>.allocate(capacity: 1)
-                structure.initialize(to: child)
-                list[index] = structure
-            }
-            self.children = list
-        }
+        self.children = ChildList(children)
         ArrowExport.exported()
     }
 
     deinit {
         free(format)
         free(name)
-        if let children {
-            for index in 0..<childCount { children[index]?.deallocate() }
-            children.deallocate()
-        }
+        children.deallocate()
     }
 }
 
@@ -179,8 +177,8 @@ private func exportedSchema(format: String, name: String, nullable: Bool, childr
     schema.name = UnsafePointer(box.name)
     schema.metadata = nil
     schema.flags = nullable ? Int64(ARROW_FLAG_NULLABLE) : 0
-    schema.n_children = Int64(box.childCount)
-    schema.children = box.children
+    schema.n_children = Int64(box.children.count)
+    schema.children = box.children.pointers
     schema.dictionary = nil
     schema.release = releaseExportedSchema
     schema.private_data = Unmanaged.passRetained(box).toOpaque()

@@ -50,10 +50,7 @@ extension SharedArray: Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        let stride = try container.decode(Int.self, forKey: .stride)
-        guard stride == MemoryLayout<Element>.stride else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "elements of \(stride) bytes cannot be read as \(Element.self) (\(MemoryLayout<Element>.stride) bytes)"))
-        }
+        try checkStride(of: Element.self, try container.decode(Int.self, forKey: .stride), decoder)
         try self.init(buffer: try container.decode(SharedBuffer.self, forKey: .buffer), count: try container.decode(Int.self, forKey: .count))
     }
 }
@@ -71,14 +68,18 @@ extension SharedTensor: Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        let stride = try container.decode(Int.self, forKey: .stride)
-        guard stride == MemoryLayout<Element>.stride else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "elements of \(stride) bytes cannot be read as \(Element.self)"))
-        }
+        try checkStride(of: Element.self, try container.decode(Int.self, forKey: .stride), decoder)
         try self.init(
             buffer: try container.decode(SharedBuffer.self, forKey: .buffer),
             shape: try container.decode([Int].self, forKey: .shape),
             strides: try container.decode([Int].self, forKey: .strides)
         )
+    }
+}
+
+/// Elements encoded with `stride` bytes each must be read as a type of the same size.
+private func checkStride<Element>(of type: Element.Type, _ stride: Int, _ decoder: any Decoder) throws {
+    guard stride == MemoryLayout<Element>.stride else {
+        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "elements of \(stride) bytes cannot be read as \(Element.self) (\(MemoryLayout<Element>.stride) bytes)"))
     }
 }

@@ -126,10 +126,10 @@ extension ProcessTests {
                 #expect(await eventually { daemons.status().daemons.allSatisfy(\.online) })
                 #expect(daemons.status().connections == 2)
                 // Every crashed daemon has been reaped: no zombie children.
-                #expect(childProcesses().filter { $0.state == "Z" }.isEmpty)
-                #expect(childProcesses().count == 2)
+                #expect(ProcessInspection.children().filter(\.isZombie).isEmpty)
+                #expect(ProcessInspection.children().count == 2)
             }
-            #expect(childProcesses().isEmpty)
+            #expect(ProcessInspection.children().isEmpty)
         }
     }
 }

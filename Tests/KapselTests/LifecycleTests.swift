@@ -65,7 +65,7 @@ extension ProcessTests {
             } throws: { error in
                 String(describing: error).contains("does not exist or is not executable")
             }
-            #expect(childProcesses().isEmpty)
+            #expect(ProcessInspection.children().isEmpty)
         }
 
         @Test func stopResolvesEverythingAndEndsEveryDaemon() async throws {
@@ -89,7 +89,7 @@ extension ProcessTests {
             }
             #expect(late.code == .stopped)
             await daemons.stop()
-            #expect(childProcesses().isEmpty)
+            #expect(ProcessInspection.children().isEmpty)
         }
 
         @Test func poolsLeaveNoDescriptorMemoryOrProcessBehind() throws {
@@ -131,7 +131,7 @@ extension ProcessTests {
             }
             #expect(pids.count == 2)
             #expect(pids.allSatisfy { !processExists($0) })
-            #expect(childProcesses().isEmpty)
+            #expect(ProcessInspection.children().isEmpty)
         }
 
         @Test func theSocketDirectoryIsPrivateAndRemovedAfterwards() async throws {

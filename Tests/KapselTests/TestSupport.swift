@@ -47,19 +47,6 @@ func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) a
     return condition()
 }
 
-/// Processes whose parent is this process: (pid, state letter from /proc/PID/stat).
-func childProcesses() -> [(pid: Int32, state: Character)] {
-    let me = getpid()
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap { entry -> (Int32, Character)? in
-        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        guard fields.count > 1, let parent = Int32(fields[1]), parent == me else { return nil }
-        return (pid, fields[0].first!)
-    }
-}
-
 /// Whether a process with this pid exists (zombies included).
 func processExists(_ pid: Int32) -> Bool {
     kill(pid, 0) == 0 || errno == EPERM

@@ -33,7 +33,7 @@ public struct MemoryUsage: Sendable, Codable, Hashable {
         }
         return MemoryUsage(
             residentAnonymousKB: field("RssAnon"), residentSharedKB: field("RssShmem"), peakResidentKB: field("VmHWM"),
-            openDescriptors: countEntries("/proc/\(processID)/fd")
+            openDescriptors: ProcessInspection.directoryEntries("/proc/\(processID)/fd").count
         )
     }
 
@@ -48,6 +48,40 @@ public struct MemoryUsage: Sendable, Codable, Hashable {
     }
 }
 
+/// Looking at processes through `/proc` (Linux): what a host uses to check that its
+/// daemons are gone, and benchmarks to count what is left behind.
+public enum ProcessInspection {
+    /// A process whose parent is the inspected one.
+    public struct Child: Sendable, Hashable {
+        /// The process id.
+        public var pid: Int32
+        /// Whether it has exited and waits to be reaped.
+        public var isZombie: Bool
+    }
+
+    /// The children of process `parent` (this process by default), zombies included.
+    public static func children(of parent: Int32 = getpid()) -> [Child] {
+        directoryEntries("/proc").compactMap { name in
+            guard let pid = Int32(name), let stat = readSmallFile("/proc/\(name)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == parent else { return nil }
+            return Child(pid: pid, isZombie: fields[0] == "Z")
+        }
+    }
+
+    /// Names in `directory`, without `.` and `..`.
+    public static func directoryEntries(_ directory: String) -> [String] {
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
 private func readSmallFile(_ path: String) -> String? {
     guard let file = fopen(path, "r") else { return nil }
     defer { fclose(file) }
@@ -59,15 +93,4 @@ private func readSmallFile(_ path: String) -> String? {
         bytes += chunk[0..<count]
     }
     return String(decoding: bytes, as: UTF8.self)
-}
-
-private func countEntries(_ directory: String) -> Int {
-    guard let handle = opendir(directory) else { return 0 }
-    defer { closedir(handle) }
-    var count = 0
-    while let entry = readdir(handle) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-        if name != [46] && name != [46, 46] { count += 1 }
-    }
-    return count
 }

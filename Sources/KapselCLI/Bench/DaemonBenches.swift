@@ -143,46 +143,10 @@ struct ResourceCounts {
     var sharedMemoryKB: Int
 
     static func now() -> ResourceCounts {
-        ResourceCounts(children: childCount(), descriptors: entries(in: "/proc/self/fd").count, sharedMemoryKB: devShmKB())
-    }
-
-    private static func entries(in directory: String) -> [String] {
-        guard let handle = opendir(directory) else { return [] }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    private static func childCount() -> Int {
-        let me = getpid()
-        return entries(in: "/proc").filter { name in
-            guard Int32(name) != nil, let stat = readFile("/proc/\(name)/stat"), let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            return fields.count > 1 && Int32(fields[1]) == me
-        }.count
-    }
-
-    private static func devShmKB() -> Int {
-        entries(in: "/dev/shm").reduce(0) { total, name in
+        let devShmKB = ProcessInspection.directoryEntries("/dev/shm").reduce(0) { total, name in
             var info = stat()
             return stat("/dev/shm/" + name, &info) == 0 ? total + Int(info.st_blocks) / 2 : total
         }
-    }
-
-    private static func readFile(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        return ResourceCounts(children: ProcessInspection.children().count, descriptors: MemoryUsage.current().openDescriptors, sharedMemoryKB: devShmKB)
     }
 }

@@ -30,29 +30,10 @@ enum LeakCheck {
             }
         }
         let after = MemoryUsage.current()
-        let children = childCount()
+        let children = ProcessInspection.children().count
         print("descriptors \(before.openDescriptors) -> \(after.openDescriptors)")
         print("shared memory \(before.residentSharedKB) kB -> \(after.residentSharedKB) kB")
         print("child processes \(children)")
         return after.openDescriptors == before.openDescriptors && after.residentSharedKB - before.residentSharedKB < 4 << 10 && children == 0
-    }
-
-    private static func childCount() -> Int {
-        guard let directory = opendir("/proc") else { return -1 }
-        defer { closedir(directory) }
-        var count = 0
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard Int32(name) != nil, let file = fopen("/proc/\(name)/stat", "r") else { continue }
-            var line = [CChar](repeating: 0, count: 512)
-            fgets(&line, 512, file)
-            fclose(file)
-            let stat = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if let close = stat.lastIndex(of: ")") {
-                let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-                if fields.count > 1, Int32(fields[1]) == getpid() { count += 1 }
-            }
-        }
-        return count
     }
 }
