@@ -6,7 +6,7 @@ import Kapsel
 @main
 struct KapselMain {
     static func main() async {
-        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all)
+        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all, actors: [EchoActor.self])
         await KapselCommand.main()
     }
 }

@@ -28,12 +28,50 @@ public enum WireMessage: Sendable, Equatable {
     /// Either way: the sender has dropped its last view of these attachments, which the
     /// receiver lent from a pool (the "drop token" that gives the slot back).
     case released(tokens: [UInt64])
+    /// Host → daemon: create a distributed actor, or call one.
+    case call(CallRequest)
+    /// Daemon → host: how a call (or a creation) ended; the same shape as a job's result.
+    case callResult(RunResult)
+    /// Host → daemon: the host dropped its references to these actors.
+    case releaseActors([ActorRelease])
+    /// Daemon → host: how many distributed actors live in the daemon now.
+    case actorCount(UInt32)
+
+    /// The id that tags the descriptors of this message's attachments, if it can carry any.
+    public var attachmentTag: UInt64? {
+        switch self {
+        case .run(let request): request.requestID
+        case .call(let request): request.callID
+        case .result(let result), .callResult(let result): result.requestID
+        default: nil
+        }
+    }
+
+    /// This message announcing `attachments` (for the kinds that carry them).
+    public func withAttachments(_ attachments: [AttachmentInfo]) -> WireMessage {
+        switch self {
+        case .run(var request):
+            request.attachments = attachments
+            return .run(request)
+        case .call(var request):
+            request.attachments = attachments
+            return .call(request)
+        case .result(var result):
+            result.attachments = attachments
+            return .result(result)
+        case .callResult(var result):
+            result.attachments = attachments
+            return .callResult(result)
+        default:
+            return self
+        }
+    }
 
     /// The protocol version this build speaks.
     public static let protocolVersion: UInt16 = 1
 
     enum Kind: UInt8 {
-        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released
+        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount
     }
 
     /// The name of the message's kind, for error messages.
@@ -48,6 +86,10 @@ public enum WireMessage: Sendable, Equatable {
         case .result: "result"
         case .shutdown: "shutdown"
         case .released: "released"
+        case .call: "call"
+        case .callResult: "call result"
+        case .releaseActors: "release actors"
+        case .actorCount: "actor count"
         }
     }
 }
@@ -141,6 +183,71 @@ public struct AttachmentInfo: Sendable, Hashable {
     public init(byteCount: UInt64, releaseToken: UInt64 = 0) {
         self.byteCount = byteCount
         self.releaseToken = releaseToken
+    }
+}
+
+/// The identity of a distributed actor on the wire: who created it and a serial number.
+public struct WireActorID: Sendable, Hashable {
+    /// 0 for an actor the host named; otherwise the creating daemon's index + 1.
+    public var creator: UInt32
+    /// The creating daemon's instance (0 for the host).
+    public var instance: UInt32
+    /// Unique among the creator's actors.
+    public var serial: UInt64
+
+    /// Creates an identity.
+    public init(creator: UInt32, instance: UInt32, serial: UInt64) {
+        self.creator = creator
+        self.instance = instance
+        self.serial = serial
+    }
+}
+
+/// A call to a distributed actor in a daemon, or the creation of one.
+public struct CallRequest: Sendable, Equatable {
+    /// What to do.
+    public enum Kind: UInt8, Sendable {
+        /// Call the distributed method `name` (its mangled identifier) on the actor.
+        case invoke = 1
+        /// Create an actor of the registered type `name` with this id.
+        case create
+    }
+
+    /// Identifies the call in `cancel` and `callResult`.
+    public var callID: UInt64
+    /// What to do.
+    public var kind: Kind
+    /// The actor.
+    public var actor: WireActorID
+    /// The call target's identifier, or the actor type's registered name.
+    public var name: String
+    /// The shared-memory attachments of the arguments, in order.
+    public var attachments: [AttachmentInfo]
+    /// The arguments (a compact array), or the creation's configuration.
+    public var payload: ByteBuffer
+
+    /// Creates a request.
+    public init(callID: UInt64, kind: Kind, actor: WireActorID, name: String, attachments: [AttachmentInfo] = [], payload: ByteBuffer) {
+        self.callID = callID
+        self.kind = kind
+        self.actor = actor
+        self.name = name
+        self.attachments = attachments
+        self.payload = payload
+    }
+}
+
+/// The host dropped `count` references it had received to an actor.
+public struct ActorRelease: Sendable, Hashable {
+    /// The actor.
+    public var actor: WireActorID
+    /// How many references (creations and results that carried it) the host drops.
+    public var count: UInt32
+
+    /// Creates a release.
+    public init(actor: WireActorID, count: UInt32) {
+        self.actor = actor
+        self.count = count
     }
 }
 

@@ -21,11 +21,9 @@ extension WireMessage {
     private var payloadSize: Int {
         switch self {
         case .run(let request): request.payload.readableBytes + request.jobType.utf8.count + request.attachments.count * 16
-        case .result(let result):
-            switch result.outcome {
-            case .value(let payload): payload.readableBytes
-            case .failure(let report): report.message.utf8.count + report.location.utf8.count + report.errorType.utf8.count
-            }
+        case .call(let request): request.payload.readableBytes + request.name.utf8.count + request.attachments.count * 16
+        case .callResult(let result): result.outcome.payloadSize
+        case .result(let result): result.outcome.payloadSize
         default: 0
         }
     }
@@ -63,24 +61,34 @@ extension WireMessage {
             buffer.writeInteger(requestID)
         case .result(let result):
             buffer.writeInteger(Kind.result.rawValue)
-            buffer.writeInteger(result.requestID)
-            buffer.writeAttachments(result.attachments)
-            switch result.outcome {
-            case .value(let payload):
-                buffer.writeInteger(UInt8(0))
-                buffer.writeImmutableBuffer(payload)
-            case .failure(let report):
-                buffer.writeInteger(report.reason.rawValue)
-                buffer.writeLongString(report.errorType)
-                buffer.writeLongString(report.message)
-                buffer.writeLongString(report.location)
-            }
+            buffer.writeResult(result)
         case .shutdown:
             buffer.writeInteger(Kind.shutdown.rawValue)
         case .released(let tokens):
             buffer.writeInteger(Kind.released.rawValue)
             buffer.writeInteger(UInt32(tokens.count))
             for token in tokens { buffer.writeInteger(token) }
+        case .call(let request):
+            buffer.writeInteger(Kind.call.rawValue)
+            buffer.writeInteger(request.callID)
+            buffer.writeInteger(request.kind.rawValue)
+            buffer.writeActorID(request.actor)
+            buffer.writeLongString(request.name)
+            buffer.writeAttachments(request.attachments)
+            buffer.writeImmutableBuffer(request.payload)
+        case .callResult(let result):
+            buffer.writeInteger(Kind.callResult.rawValue)
+            buffer.writeResult(result)
+        case .releaseActors(let releases):
+            buffer.writeInteger(Kind.releaseActors.rawValue)
+            buffer.writeInteger(UInt32(releases.count))
+            for release in releases {
+                buffer.writeActorID(release.actor)
+                buffer.writeInteger(release.count)
+            }
+        case .actorCount(let count):
+            buffer.writeInteger(Kind.actorCount.rawValue)
+            buffer.writeInteger(count)
         }
     }
 
@@ -119,19 +127,29 @@ extension WireMessage {
         case .cancel:
             message = .cancel(requestID: try body.read(UInt64.self, "request id"))
         case .result:
-            let requestID = try body.read(UInt64.self, "request id")
+            message = .result(try body.readResult())
+        case .callResult:
+            message = .callResult(try body.readResult())
+        case .call:
+            let callID = try body.read(UInt64.self, "call id")
+            let rawKind = try body.read(UInt8.self, "call kind")
+            guard let callKind = CallRequest.Kind(rawValue: rawKind) else { throw malformed("unknown call kind \(rawKind)") }
+            let actor = try body.readActorID()
+            let name = try body.readLongString("call target")
             let attachments = try body.readAttachments()
-            let status = try body.read(UInt8.self, "result status")
-            if status == 0 {
-                message = .result(RunResult(requestID: requestID, outcome: .value(body.readSlice(length: body.readableBytes)!), attachments: attachments))
-            } else {
-                guard let reason = FailureReport.Reason(rawValue: status) else { throw malformed("unknown result status \(status)") }
-                let errorType = try body.readLongString("error type")
-                let text = try body.readLongString("error message")
-                let location = try body.readLongString("error location")
-                let report = FailureReport(reason: reason, errorType: errorType, message: text, location: location)
-                message = .result(RunResult(requestID: requestID, outcome: .failure(report), attachments: attachments))
+            message = .call(CallRequest(callID: callID, kind: callKind, actor: actor, name: name, attachments: attachments, payload: body.readSlice(length: body.readableBytes)!))
+        case .releaseActors:
+            let count = try body.read(UInt32.self, "release count")
+            guard Int(count) <= body.readableBytes / 20 else {
+                throw malformed("\(count) actor releases claimed but only \(body.readableBytes) bytes remain")
             }
+            var releases: [ActorRelease] = []
+            for _ in 0..<count {
+                releases.append(ActorRelease(actor: try body.readActorID(), count: try body.read(UInt32.self, "release count")))
+            }
+            message = .releaseActors(releases)
+        case .actorCount:
+            message = .actorCount(try body.read(UInt32.self, "actor count"))
         case .shutdown:
             message = .shutdown
         case .released:
@@ -177,6 +195,47 @@ extension ByteBuffer {
         return attachments
     }
 
+    fileprivate mutating func writeResult(_ result: RunResult) {
+        writeInteger(result.requestID)
+        writeAttachments(result.attachments)
+        switch result.outcome {
+        case .value(let payload):
+            writeInteger(UInt8(0))
+            writeImmutableBuffer(payload)
+        case .failure(let report):
+            writeInteger(report.reason.rawValue)
+            writeLongString(report.errorType)
+            writeLongString(report.message)
+            writeLongString(report.location)
+        }
+    }
+
+    fileprivate mutating func readResult() throws(WireError) -> RunResult {
+        let requestID = try read(UInt64.self, "request id")
+        let attachments = try readAttachments()
+        let status = try read(UInt8.self, "result status")
+        if status == 0 {
+            return RunResult(requestID: requestID, outcome: .value(readSlice(length: readableBytes)!), attachments: attachments)
+        }
+        guard let reason = FailureReport.Reason(rawValue: status) else {
+            throw WireError(.malformedFrame, "unknown result status \(status)")
+        }
+        let errorType = try readLongString("error type")
+        let text = try readLongString("error message")
+        let location = try readLongString("error location")
+        return RunResult(requestID: requestID, outcome: .failure(FailureReport(reason: reason, errorType: errorType, message: text, location: location)), attachments: attachments)
+    }
+
+    fileprivate mutating func writeActorID(_ id: WireActorID) {
+        writeInteger(id.creator)
+        writeInteger(id.instance)
+        writeInteger(id.serial)
+    }
+
+    fileprivate mutating func readActorID() throws(WireError) -> WireActorID {
+        WireActorID(creator: try read(UInt32.self, "actor creator"), instance: try read(UInt32.self, "actor instance"), serial: try read(UInt64.self, "actor serial"))
+    }
+
     fileprivate mutating func writeShortBytes(_ bytes: [UInt8]) {
         precondition(bytes.count <= Int(UInt8.max))
         writeInteger(UInt8(bytes.count))
@@ -210,5 +269,15 @@ extension ByteBuffer {
         }
         guard let text = readValidUTF8(length: Int(count)) else { throw WireError(.malformedFrame, "the \(what) is not UTF-8") }
         return text
+    }
+}
+
+extension RunOutcome {
+    /// Bytes the outcome adds to a frame, to size its buffer.
+    var payloadSize: Int {
+        switch self {
+        case .value(let payload): payload.readableBytes
+        case .failure(let report): report.message.utf8.count + report.location.utf8.count + report.errorType.utf8.count
+        }
     }
 }

@@ -14,8 +14,7 @@ import Glibc
 struct DispatcherStateTests {
     final class FakeLink: DaemonLink {
         let sent = Mutex<[WireMessage]>([])
-        func send(_ message: WireMessage) { sent.withLock { $0.append(message) } }
-        func send(run: RunRequest, attachments: [SharedStorage]) { send(.run(run)) }
+        func send(_ message: WireMessage, attachments: [SharedStorage]) { sent.withLock { $0.append(message) } }
         func close() {}
         var peerDescription: String { "fake" }
         var runIDs: [UInt64] {
@@ -76,8 +75,7 @@ struct DispatcherStateTests {
             var launched: [String] = []
             for action in actions {
                 switch action {
-                case .send(let link, let message): link.send(message)
-                case .sendRun(let link, let request, let attachments): link.send(run: request, attachments: attachments)
+                case .send(let link, let message, let attachments): link.send(message, attachments: attachments)
                 case .resolve(let resolver, let outcome): resolver.resolve(outcome)
                 case .launch(_, _, let token): launched.append(token)
                 default: break

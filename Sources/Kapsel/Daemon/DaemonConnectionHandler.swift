@@ -15,16 +15,16 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     private enum State {
         case awaitingChallenge
         case awaitingWelcome(hostNonce: [UInt8], daemonNonce: [UInt8])
-        case ready(JobRunner)
+        case ready(JobRunner, ActorHost)
         case finished
     }
 
     private let configuration: DaemonConfiguration
-    private let registry: JobRegistry
+    private let registry: DaemonRegistry
     private let descriptors: DescriptorChannel?
     private var state = State.awaitingChallenge
 
-    init(configuration: DaemonConfiguration, registry: JobRegistry, descriptors: DescriptorChannel?) {
+    init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?) {
         self.configuration = configuration
         self.registry = registry
         self.descriptors = descriptors
@@ -47,22 +47,34 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             guard HostSecret.proofsMatch(welcome.proof, expected) else {
                 finish(.refused, "the host could not prove it knows the secret; refusing to work for it")
             }
-            let daemonContext = DaemonContext(daemonIndex: Int(welcome.daemonIndex), instance: Int(welcome.instance), processID: getpid())
+            let actorSystem = KapselActorSystem(role: .daemon(registry.actors), inlineLimit: configuration.inlineLimit)
+            registry.actors.setIdentity(slot: Int(welcome.daemonIndex), instance: Int(welcome.instance))
+            let daemonContext = DaemonContext(daemonIndex: Int(welcome.daemonIndex), instance: Int(welcome.instance), processID: getpid(), actorSystem: actorSystem)
             let channel = context.channel
+            registry.actors.observeCount { count in
+                channel.writeAndFlush(WireMessage.actorCount(UInt32(count)).frame(allocator: channel.allocator), promise: nil)
+            }
             let transport = descriptors.map { descriptors in
                 AttachmentTransport(descriptors: descriptors) { tokens in
                     channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
                 }
             }
-            state = .ready(JobRunner(channel: channel, registry: registry, context: daemonContext, transport: transport, inlineLimit: configuration.inlineLimit))
+            state = .ready(
+                JobRunner(channel: channel, registry: registry.jobs, context: daemonContext, transport: transport, inlineLimit: configuration.inlineLimit),
+                ActorHost(channel: channel, system: actorSystem, factories: registry.factories, transport: transport, context: daemonContext)
+            )
         case (_, .refused(let reason)):
             finish(.refused, "the host refused this daemon: \(reason)")
-        case (.ready(let runner), .run(let request)):
+        case (.ready(let runner, _), .run(let request)):
             runner.enqueue(request)
-        case (.ready(let runner), .cancel(let requestID)):
-            runner.cancel(requestID)
-        case (.ready(let runner), .released(let tokens)):
+        case (.ready(_, let actors), .call(let request)):
+            actors.handle(request)
+        case (.ready(let runner, let actors), .cancel(let requestID)):
+            if !actors.cancel(requestID) { runner.cancel(requestID) }
+        case (.ready(let runner, _), .released(let tokens)):
             runner.peerReleased(tokens)
+        case (.ready, .releaseActors(let releases)):
+            registry.actors.release(releases)
         case (.ready, .shutdown):
             finish(.stopped)
         default:

@@ -17,7 +17,7 @@ import Glibc
 /// parent-death signal (the host spawns daemons from a thread that lives as long as
 /// the host, so the signal fires only when the host process ends).
 enum DaemonProcess {
-    static func run(_ configuration: DaemonConfiguration, registry: JobRegistry) -> Never {
+    static func run(_ configuration: DaemonConfiguration, registry: DaemonRegistry) -> Never {
         if let hostPID = configuration.hostPID {
             _ = kapsel_set_parent_death_signal(SIGKILL)
             if getppid() != hostPID { exit(.hostLost, "kapsel daemon: the host (pid \(hostPID)) is already gone") }

@@ -42,14 +42,10 @@ final class JobRunner {
     }
 
     func enqueue(_ request: RunRequest) {
-        waiting.append(Waiting(request: request, attachments: Result { try receiveAttachments(of: request) }))
+        waiting.append(Waiting(request: request, attachments: Result {
+            try receiveAttachments(request.attachments, tag: request.requestID, through: transport)
+        }))
         startNextIfIdle()
-    }
-
-    private func receiveAttachments(of request: RunRequest) throws -> SharedAttachmentReader? {
-        guard !request.attachments.isEmpty else { return nil }
-        guard let transport else { throw SharedMemoryError("this daemon has no descriptor channel for shared memory") }
-        return try transport.receive(request.attachments, tag: request.requestID)
     }
 
     func cancel(_ requestID: UInt64) {
@@ -107,18 +103,7 @@ final class JobRunner {
         startNextIfIdle()
     }
 
-    /// Sends a result; its shared memory first (a failure to pass it fails the job instead).
     private func send(_ result: RunResult, attachments: [SharedStorage]) {
-        var result = result
-        if !attachments.isEmpty {
-            do {
-                guard let transport else { throw SharedMemoryError("this daemon has no descriptor channel for shared memory") }
-                result.attachments = try transport.send(attachments, tag: result.requestID)
-            } catch {
-                result.attachments = []
-                result.outcome = .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result's shared memory could not be sent: \(error)", location: "daemon"))
-            }
-        }
-        channel.writeAndFlush(WireMessage.result(result).frame(allocator: channel.allocator), promise: nil)
+        writeResult(result, attachments: attachments, through: transport, on: channel, as: WireMessage.result)
     }
 }

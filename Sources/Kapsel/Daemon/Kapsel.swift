@@ -6,12 +6,13 @@ import Glibc
 
 /// Entry points of a program that uses Kapsel.
 public enum Kapsel {
-    /// Call this first in `main`, with every job type the program submits.
+    /// Call this first in `main`, with every job type the program submits and every
+    /// distributed actor type it spawns in daemons.
     ///
     /// ```swift
     /// @main struct App {
     ///     static func main() async throws {
-    ///         Kapsel.bootstrap(jobs: [Simulate.self, Fit.self])
+    ///         Kapsel.bootstrap(jobs: [Simulate.self, Fit.self], actors: [Model.self])
     ///         try await withDaemons(4) { daemons in ... }
     ///     }
     /// }
@@ -20,7 +21,7 @@ public enum Kapsel {
     /// In the host it returns at once. When `Daemons` re-launches this executable as a
     /// daemon, it runs the daemon instead and never returns: the process exits when
     /// the host stops it or goes away.
-    public static func bootstrap(jobs: [any Job.Type]) {
+    public static func bootstrap(jobs: [any Job.Type], actors: [any KapselActor.Type] = []) {
         guard DaemonConfiguration.isDaemonProcess else { return }
         let configuration: DaemonConfiguration
         do {
@@ -28,13 +29,13 @@ public enum Kapsel {
         } catch {
             DaemonProcess.exit(.configuration, "kapsel daemon: \(error)")
         }
-        runDaemon(configuration, jobs: jobs)
+        runDaemon(configuration, jobs: jobs, actors: actors)
     }
 
-    /// Runs this process as a daemon of the host `configuration` names, running `jobs`.
-    /// Never returns.
-    public static func runDaemon(_ configuration: DaemonConfiguration, jobs: [any Job.Type]) -> Never {
-        DaemonProcess.run(configuration, registry: JobRegistry(jobs))
+    /// Runs this process as a daemon of the host `configuration` names, running `jobs`
+    /// and hosting `actors`. Never returns.
+    public static func runDaemon(_ configuration: DaemonConfiguration, jobs: [any Job.Type], actors: [any KapselActor.Type] = []) -> Never {
+        DaemonProcess.run(configuration, registry: DaemonRegistry(jobs: jobs, actors: actors))
     }
 
     /// A process launched as a daemon whose `main` never called `bootstrap` would run

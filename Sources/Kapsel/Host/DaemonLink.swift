@@ -3,12 +3,18 @@ import KapselWire
 
 /// The host's end of one authenticated daemon connection.
 protocol DaemonLink: AnyObject, Sendable {
-    /// Queues `message` for the daemon; never blocks.
-    func send(_ message: WireMessage)
-    /// Sends a job with its shared-memory attachments (their descriptors first).
-    func send(run: RunRequest, attachments: [SharedStorage])
+    /// Queues `message` for the daemon with its shared-memory attachments (their
+    /// descriptors go first); never blocks longer than passing the descriptors takes.
+    func send(_ message: WireMessage, attachments: [SharedStorage])
     /// Closes the connection.
     func close()
     /// Where the daemon connected from, for status output.
     var peerDescription: String { get }
+}
+
+extension DaemonLink {
+    /// Queues `message`, which carries no attachments.
+    func send(_ message: WireMessage) {
+        send(message, attachments: [])
+    }
 }

@@ -52,6 +52,13 @@ public struct DaemonOptions: Sendable {
     /// of at least this many bytes, in jobs and results, are copied once into shared
     /// memory instead of being serialized. `SharedArray`s always travel as shared memory.
     public var largeArrayThreshold: Int = 1 << 20
+    /// The time limit of calls to distributed actors (none by default); a task can set
+    /// its own with `KapselActorSystem.$callTimeout`. A call past its limit fails with
+    /// `.timedOut` and is cancelled in its daemon, which is not killed: it hosts other actors.
+    public var actorCallTimeout: Duration?
+    /// How often the host looks for actor proxies it no longer holds, to release their
+    /// actors in the daemons.
+    public var actorReleaseInterval: Duration = .milliseconds(100)
 
     /// Default options.
     public init() {}

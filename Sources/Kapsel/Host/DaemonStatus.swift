@@ -15,10 +15,10 @@ public struct DaemonsStatus: Sendable, CustomStringConvertible {
 
     public var description: String {
         var lines = ["url: \(url)", "connections: \(connections)   waiting: \(waiting)   rejected: \(rejectedConnections)"]
-        let header = ["daemon", "online", "instance", "pid", "assigned", "complete", "crashed"]
+        let header = ["daemon", "online", "instance", "pid", "assigned", "complete", "crashed", "actors"]
         let rows = daemons.map { status in
             [String(status.index), status.online ? "yes" : "no", String(status.instance), status.pid.map(String.init) ?? "-",
-             String(status.assigned), String(status.complete), String(status.crashed)]
+             String(status.assigned), String(status.complete), String(status.crashed), String(status.actors)]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
         for row in [header] + rows {
@@ -46,4 +46,6 @@ public struct DaemonStatus: Sendable, Hashable {
     public var complete: Int
     /// Times a daemon in this slot died unexpectedly.
     public var crashed: Int
+    /// Distributed actors alive in the daemon, as it last reported.
+    public var actors: Int = 0
 }

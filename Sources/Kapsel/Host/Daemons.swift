@@ -26,8 +26,11 @@ public final class Daemons: Sendable {
     /// The address daemons connect to.
     public let url: String
     let dispatcher: Dispatcher
+    /// The distributed actor system of this pool: the host side of the actors it spawns.
+    public let actorSystem: KapselActorSystem
     private let listener: HostListener
-    private let options: DaemonOptions
+    let options: DaemonOptions
+    private let releaseSweep: RepeatedTask
 
     /// Starts `count` daemons and waits until every one is connected.
     ///
@@ -69,11 +72,18 @@ public final class Daemons: Sendable {
             rmdir(directory)
             throw DaemonsError("cannot listen on \(url): \(error)")
         }
+        let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)
         self.count = count
         self.url = url
         self.dispatcher = dispatcher
+        self.actorSystem = KapselActorSystem(role: .host(hostActors), inlineLimit: options.largeArrayThreshold)
         self.listener = listener
         self.options = options
+        let interval = TimeAmount(options.actorReleaseInterval)
+        self.releaseSweep = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let releases = hostActors.sweep()
+            if !releases.isEmpty { dispatcher.perform { $0.releaseActors(releases) } }
+        }
 
         dispatcher.perform { $0.start() }
         do {
@@ -96,7 +106,7 @@ public final class Daemons: Sendable {
     ///   - retries: how many times to re-run the job if its daemon dies while running it.
     public func submit<J: Job>(_ job: J, timeout: Duration? = nil, retries: Int = 0) -> JobHandle<J.Output> {
         let id = dispatcher.makeJobID()
-        let handle = JobHandle<J.Output>(id: id, jobType: J.jobTypeName) { [dispatcher] id in
+        let handle = JobHandle<J.Output>(id: id, jobType: J.jobTypeName, actorSystem: actorSystem) { [dispatcher] id in
             dispatcher.perform { $0.cancel(job: id) }
         }
         let encoded: EncodedJob
@@ -119,7 +129,7 @@ public final class Daemons: Sendable {
     /// Returns the result on each daemon running now, in daemon order.
     @discardableResult
     public func everywhere<J: Job>(_ job: J) async -> [Result<J.Output, JobError>] {
-        let handles = (0..<count).map { _ in JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, canceller: nil) }
+        let handles = (0..<count).map { _ in JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, actorSystem: actorSystem, canceller: nil) }
         do {
             let encoded = try encode(job)
             dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, payload: encoded.payload, attachments: encoded.attachments, resolvers: handles) }
@@ -141,7 +151,7 @@ public final class Daemons: Sendable {
     /// The job's bytes, and the shared memory it refers to (large arrays copied once into it).
     private func encode<J: Job>(_ job: J) throws -> EncodedJob {
         let writer = SharedAttachmentWriter(inlineLimit: options.largeArrayThreshold)
-        let payload = try CompactEncoder().encode(job, attachments: writer)
+        let payload = try CompactEncoder(userInfo: [.actorSystemKey: actorSystem]).encode(job, attachments: writer)
         return EncodedJob(payload: payload, attachments: writer.storages)
     }
 
@@ -155,6 +165,7 @@ public final class Daemons: Sendable {
     /// exit and killed if they have not after `DaemonOptions.shutdownGrace`. Returns
     /// when every daemon process is gone. Calling it again does nothing more.
     public func stop() async {
+        releaseSweep.cancel()
         await dispatcher.stop(grace: options.shutdownGrace)
         await listener.close()
     }

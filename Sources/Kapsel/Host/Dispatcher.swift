@@ -47,10 +47,8 @@ final class Dispatcher: Sendable {
 
     private func execute(_ action: DispatcherAction) {
         switch action {
-        case .send(let link, let message):
-            link.send(message)
-        case .sendRun(let link, let request, let attachments):
-            link.send(run: request, attachments: attachments)
+        case .send(let link, let message, let attachments):
+            link.send(message, attachments: attachments)
         case .close(let link):
             link.close()
         case .resolve(let resolver, let outcome):

@@ -4,10 +4,8 @@ import KapselWire
 /// Effects the dispatcher's state machine asks its shell to carry out, in order,
 /// after the lock is released.
 enum DispatcherAction {
-    /// Send a message to a daemon.
-    case send(any DaemonLink, WireMessage)
-    /// Send a job and its attachments to a daemon.
-    case sendRun(any DaemonLink, RunRequest, [SharedStorage])
+    /// Send a message (and the shared memory it refers to) to a daemon.
+    case send(any DaemonLink, WireMessage, attachments: [SharedStorage] = [])
     /// Close a daemon connection.
     case close(any DaemonLink)
     /// Resolve a job.
@@ -34,4 +32,6 @@ enum TimerEvent: Sendable {
     case disconnectGrace(slot: Int, instance: Int)
     /// The time a daemon busy when the pool stopped has to exit before it is killed.
     case stopGrace(slot: Int, instance: Int)
+    /// An actor call's time limit.
+    case callTimeout(call: UInt64)
 }

@@ -37,6 +37,8 @@ struct DispatcherState {
         let setupTemplate: Int?
         /// The slot running it, once sent.
         var slot: Int?
+        /// For a call to a pooled actor: the actor and the call target.
+        var call: (actor: KapselActorID, target: String)? = nil
     }
 
     /// An `everywhere` job, re-run first on every daemon that starts later.
@@ -70,6 +72,12 @@ struct DispatcherState {
         var crashed = 0
         var startFailures = 0
         var lastFailure: String?
+        /// Actor calls (and creations) sent to this daemon and not answered.
+        var directCalls: Set<UInt64> = []
+        /// Actor calls (and creations) waiting for this daemon to come online.
+        var waitingCalls: [UInt64] = []
+        /// Live actors, as the daemon last reported.
+        var actorCount = 0
 
         var identity: DaemonIdentity { DaemonIdentity(index: index, instance: instance, pid: pid) }
     }
@@ -80,9 +88,9 @@ struct DispatcherState {
     let cancellationGrace: Duration
     let maxStartFailures: Int
     private(set) var phase = Phase.running
-    private(set) var slots: [Slot]
-    private var jobs: [UInt64: Record] = [:]
-    private var queue: Deque<UInt64> = []
+    var slots: [Slot]
+    var jobs: [UInt64: Record] = [:]
+    var queue: Deque<UInt64> = []
     private var templates: [SetupTemplate] = []
     private var tokens: [String: Int] = [:]
     private var nextInternalID: UInt64 = 1 << 63
@@ -90,6 +98,10 @@ struct DispatcherState {
     private var connections = 0
     private var rejected = 0
     private var lastRejection: String?
+    /// Where each actor the host knows lives, and its state.
+    var routes: [KapselActorID: ActorRoute] = [:]
+    /// Actor calls and creations not resolved yet (pooled calls are in `jobs`).
+    var calls: [UInt64: CallRecord] = [:]
     private var readinessWaiters: [CheckedContinuation<Void, any Error>] = []
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private let makeToken: @Sendable () -> String
@@ -194,6 +206,7 @@ struct DispatcherState {
         let instance = slots[index].instance
         var actions: [DispatcherAction] = [.send(link, welcome(index, instance))]
         if templates.isEmpty { slots[index].startFailures = 0 }
+        actions += deliverWaitingCalls(index)
         actions += dispatch(index)
         actions += readinessActions()
         return (.accepted(slot: index, instance: instance), actions)
@@ -279,7 +292,7 @@ struct DispatcherState {
         return actions
     }
 
-    private mutating func nextInternal() -> UInt64 {
+    mutating func nextInternal() -> UInt64 {
         defer { nextInternalID += 1 }
         return nextInternalID
     }
@@ -323,6 +336,9 @@ struct DispatcherState {
         case .stopGrace(let index, let instance):
             guard slots[index].instance == instance, let pid = slots[index].pid else { return [] }
             return [.signal(pid: pid, signal: SIGKILL)]
+        case .callTimeout(let id):
+            guard let call = calls[id] else { return [] }
+            return stopCall(id, JobError(.timedOut, "the call did not finish within \(call.timeout.map { "\($0)" } ?? "its time limit")", jobType: call.display))
         case .disconnectGrace(let index, let instance):
             guard slots[index].instance == instance, slots[index].link == nil, let pid = slots[index].pid else { return [] }
             if slots[index].killCause == nil { slots[index].killCause = .connectionFailed("the daemon closed its connection and did not exit") }
@@ -350,7 +366,7 @@ struct DispatcherState {
         return actions
     }
 
-    private mutating func dispatchToIdle() -> [DispatcherAction] {
+    mutating func dispatchToIdle() -> [DispatcherAction] {
         var actions: [DispatcherAction] = []
         for index in slots.indices where !queue.isEmpty && slots[index].phase == .online && slots[index].inFlight.isEmpty {
             actions += dispatch(index)
@@ -370,7 +386,11 @@ struct DispatcherState {
             jobs[id] = record
             slots[index].inFlight.append(id)
             slots[index].assigned += 1
-            actions.append(.sendRun(link, RunRequest(requestID: id, jobType: record.jobType, payload: record.payload), record.attachments))
+            if let call = record.call {
+                actions.append(.send(link, .call(CallRequest(callID: id, kind: .invoke, actor: call.actor.wire, name: call.target, payload: record.payload)), attachments: record.attachments))
+            } else {
+                actions.append(.send(link, .run(RunRequest(requestID: id, jobType: record.jobType, payload: record.payload)), attachments: record.attachments))
+            }
             if let timeout = record.timeout { actions.append(.schedule(.timeout(job: id), after: timeout)) }
         }
         return actions
@@ -396,6 +416,7 @@ struct DispatcherState {
         }
         let identity = DaemonIdentity(index: index, instance: instance, pid: nil)
         let neverOnline = slots[index].phase == .starting
+        actions += actorsLost(index, instance: instance, termination: termination, output: output)
         let cause = slots[index].killCause
         let inFlight = slots[index].inFlight
         slots[index].inFlight = []
@@ -498,19 +519,21 @@ struct DispatcherState {
     /// Gives up on a slot that keeps failing to start; when no slot is left, every waiting job fails.
     private mutating func failSlot(_ index: Int) -> [DispatcherAction] {
         slots[index].phase = .failed
+        var lost = actorsOnFailedSlot(index)
         var failed = Array(slots[index].pinned)
         slots[index].pinned = []
         if slots.allSatisfy({ $0.phase == .failed }) {
             failed += queue
             queue = []
         }
-        return failed.compactMap { id in
+        lost += failed.compactMap { id in
             guard let record = jobs.removeValue(forKey: id) else { return nil }
             return .resolve(record.resolver, .failure(unavailableError(jobType: record.jobType)))
         }
+        return lost
     }
 
-    private func unavailableError(jobType: String) -> JobError {
+    func unavailableError(jobType: String) -> JobError {
         let reasons = slots.compactMap { slot in slot.lastFailure.map { "daemon \(slot.index): \($0)" } }
         return JobError(.daemonsUnavailable, "no daemon can run the job: they failed to start. " + reasons.joined(separator: "; "), jobType: jobType)
     }
@@ -528,6 +551,7 @@ struct DispatcherState {
         }
         jobs = [:]
         queue = []
+        actions += failAllCalls(JobError(.stopped, "the daemons were stopped before the call finished", jobType: ""))
         for index in slots.indices {
             let inFlight = slots[index].inFlight
             slots[index].pinned = []
@@ -578,7 +602,7 @@ struct DispatcherState {
             waiting: queue.count + slots.reduce(0) { $0 + $1.pinned.count },
             daemons: slots.map { slot in
                 DaemonStatus(index: slot.index, online: slot.phase == .online, instance: slot.instance, pid: slot.pid,
-                             assigned: slot.assigned, complete: slot.complete, crashed: slot.crashed)
+                             assigned: slot.assigned, complete: slot.complete, crashed: slot.crashed, actors: slot.actorCount)
             },
             rejectedConnections: rejected,
             lastRejection: lastRejection

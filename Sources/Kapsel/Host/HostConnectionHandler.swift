@@ -54,17 +54,28 @@ final class HostConnectionHandler: ChannelInboundHandler {
         case (.awaitingHello(let nonce), .hello(let hello)):
             admit(hello, hostNonce: nonce, context: context)
         case (.accepted(let slot, let instance), .result(let result)):
-            var attachments: SharedAttachmentReader?
-            if !result.attachments.isEmpty {
-                do {
-                    guard let transport else { throw SharedMemoryError("shared memory on a connection without a descriptor channel") }
-                    attachments = try transport.receive(result.attachments, tag: result.requestID)
-                } catch {
-                    violation("cannot receive the shared memory of a result: \(error)", context: context)
-                    return
-                }
+            let attachments: SharedAttachmentReader?
+            do {
+                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: transport)
+            } catch {
+                violation("cannot receive the shared memory of a result: \(error)", context: context)
+                return
             }
             dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, result: result, attachments: attachments) }
+        case (.accepted(let slot, let instance), .callResult(let result)):
+            let attachments: SharedAttachmentReader?
+            do {
+                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: transport)
+            } catch {
+                violation("cannot receive the shared memory of a call's result: \(error)", context: context)
+                return
+            }
+            dispatcher.perform { $0.callFinished(slot: slot, instance: instance, result: result, attachments: attachments) }
+        case (.accepted(let slot, let instance), .actorCount(let count)):
+            dispatcher.perform { state in
+                state.actorCountReported(slot: slot, instance: instance, count: Int(count))
+                return []
+            }
         case (.accepted, .released(let tokens)):
             transport?.peerReleased(tokens)
         case (.closed, _):

@@ -76,28 +76,24 @@ final class ChannelLink: DaemonLink {
         self.transport = transport
     }
 
-    func send(_ message: WireMessage) {
-        channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
-    }
-
-    /// Descriptors first, then the frame, so the daemon finds them when it reads the job.
-    /// A daemon that cannot take them has a broken connection: it is closed, and its job
-    /// resolves as `connectionLost`.
-    func send(run request: RunRequest, attachments: [SharedStorage]) {
-        var request = request
-        if !attachments.isEmpty {
+    /// Descriptors first, then the frame, so the daemon finds them when it reads the
+    /// message. A daemon that cannot take them has a broken connection: it is closed, and
+    /// what it held resolves as `connectionLost`.
+    func send(_ message: WireMessage, attachments: [SharedStorage]) {
+        var message = message
+        if !attachments.isEmpty, let tag = message.attachmentTag {
             guard let transport else {
                 channel.pipeline.fireErrorCaught(SharedMemoryError("this daemon cannot receive shared memory (no descriptor channel)"))
                 return
             }
             do {
-                request.attachments = try transport.send(attachments, tag: request.requestID)
+                message = message.withAttachments(try transport.send(attachments, tag: tag))
             } catch {
                 channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
                 return
             }
         }
-        send(.run(request))
+        channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
     }
 
     func close() {

@@ -40,6 +40,9 @@ public struct JobError: Error, Sendable, CustomStringConvertible {
         public static let stopped = Code("daemons stopped")
         /// No daemon can run the job: they all failed to start.
         public static let daemonsUnavailable = Code("no daemon available")
+        /// The distributed actor called is gone: its daemon died (and it has no restart
+        /// policy), or it was released.
+        public static let actorLost = Code("actor lost")
 
         public var description: String { name }
     }

@@ -26,10 +26,13 @@ public final class JobHandle<Output: Codable & Sendable>: Sendable {
     public let jobType: String
     private let state = Mutex<State>(.pending([]))
     private let canceller: (@Sendable (UInt64) -> Void)?
+    /// Decodes actor references in the output.
+    private let actorSystem: KapselActorSystem?
 
-    init(id: UInt64, jobType: String, canceller: (@Sendable (UInt64) -> Void)?) {
+    init(id: UInt64, jobType: String, actorSystem: KapselActorSystem? = nil, canceller: (@Sendable (UInt64) -> Void)?) {
         self.id = id
         self.jobType = jobType
+        self.actorSystem = actorSystem
         self.canceller = canceller
     }
 
@@ -105,7 +108,8 @@ extension JobHandle: JobResolver {
             result = .failure(error)
         case .value(let bytes, let attachments):
             do {
-                result = .success(try CompactDecoder().decode(Output.self, from: bytes, attachments: attachments))
+                let decoder = CompactDecoder(userInfo: actorSystem.map { [.actorSystemKey: $0] } ?? [:])
+                result = .success(try decoder.decode(Output.self, from: bytes, attachments: attachments))
             } catch {
                 result = .failure(JobError(.resultDecodingFailed, "the output does not decode as \(Output.self): \(error)", jobType: jobType))
             }

@@ -8,15 +8,18 @@ public struct DaemonContext: Sendable {
     public let instance: Int
     /// The daemon's process id.
     public let processID: Int32
+    /// The daemon's actor system, which hosts its distributed actors.
+    public let actorSystem: KapselActorSystem?
 
     /// The context of the job running in the current task; nil outside a daemon.
     @TaskLocal public static var current: DaemonContext?
 
     /// Creates a context.
-    public init(daemonIndex: Int, instance: Int, processID: Int32) {
+    public init(daemonIndex: Int, instance: Int, processID: Int32, actorSystem: KapselActorSystem? = nil) {
         self.daemonIndex = daemonIndex
         self.instance = instance
         self.processID = processID
+        self.actorSystem = actorSystem
     }
 }
 

@@ -55,7 +55,8 @@ extension Job {
         }
         let job: Self
         do {
-            job = try CompactDecoder().decode(Self.self, from: payload, attachments: attachments)
+            let system = DaemonContext.current?.actorSystem
+            job = try CompactDecoder(userInfo: system.map { [.actorSystemKey: $0] } ?? [:]).decode(Self.self, from: payload, attachments: attachments)
         } catch {
             return failure(.jobDecodingFailed, error, "the job's bytes do not decode as \(jobTypeName): \(error)", at: "decoding \(jobTypeName)")
         }
@@ -71,7 +72,8 @@ extension Job {
         }
         do {
             let writer = SharedAttachmentWriter(inlineLimit: inlineLimit)
-            let bytes = try CompactEncoder().encode(output, attachments: writer)
+            let system = DaemonContext.current?.actorSystem
+            let bytes = try CompactEncoder(userInfo: system.map { [.actorSystemKey: $0] } ?? [:]).encode(output, attachments: writer)
             return RunCompletion(outcome: .value(bytes), attachments: writer.storages)
         } catch {
             return failure(.resultEncodingFailed, error, "the output of \(jobTypeName) does not encode: \(error)", at: "encoding \(String(reflecting: Output.self))")

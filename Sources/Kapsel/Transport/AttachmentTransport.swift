@@ -1,5 +1,6 @@
 import KapselSharedMemory
 import KapselWire
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -71,4 +72,31 @@ final class AttachmentTransport: Sendable {
         // The slots go back to their pools here, outside the lock.
         withExtendedLifetime(holds) {}
     }
+}
+
+/// The attachments a message announces, received through `transport` (nil when it
+/// announces none).
+func receiveAttachments(_ infos: [AttachmentInfo], tag: UInt64, through transport: AttachmentTransport?) throws -> SharedAttachmentReader? {
+    guard !infos.isEmpty else { return nil }
+    guard let transport else { throw SharedMemoryError("this connection has no descriptor channel for shared memory") }
+    return try transport.receive(infos, tag: tag)
+}
+
+/// Writes a daemon's result (`wrap` makes the message): its shared memory first; if
+/// that cannot be passed, the result becomes a failure saying so.
+func writeResult(
+    _ result: RunResult, attachments: [SharedStorage], through transport: AttachmentTransport?, on channel: any Channel,
+    as wrap: (RunResult) -> WireMessage
+) {
+    var result = result
+    if !attachments.isEmpty {
+        do {
+            guard let transport else { throw SharedMemoryError("this connection has no descriptor channel for shared memory") }
+            result.attachments = try transport.send(attachments, tag: result.requestID)
+        } catch {
+            result.attachments = []
+            result.outcome = .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result's shared memory could not be sent: \(error)", location: "daemon"))
+        }
+    }
+    channel.writeAndFlush(wrap(result).frame(allocator: channel.allocator), promise: nil)
 }

@@ -1,3 +1,4 @@
+import Distributed
 import Kapsel
 
 /// The jobs `kapsel bench` runs (besides the demo's `Segfault` and `Hang`).
@@ -49,4 +50,15 @@ struct TimedSum: Codable, Sendable {
         sum = total
         computeNanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
     }
+}
+
+/// W1 `actor` variant: a distributed actor whose call is the trivial round trip.
+distributed actor EchoActor: KapselActor {
+    typealias ActorSystem = KapselActorSystem
+
+    init(actorSystem: KapselActorSystem, configuration: NoConfiguration) {
+        self.actorSystem = actorSystem
+    }
+
+    distributed func echo(_ x: Int) -> Int { x }
 }

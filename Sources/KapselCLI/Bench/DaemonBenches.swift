@@ -21,11 +21,28 @@ enum LatencyBench {
                 }
                 return Samples(samples)
             }
-            BenchReport.emit("W1", variant, "rtt_us_p50", samples.median)
-            BenchReport.emit("W1", variant, "rtt_us_p99", samples.percentile(0.99))
-            if let floorMicroseconds {
-                BenchReport.emit("W1", variant, "ratio_to_floor", samples.median / floorMicroseconds)
+            report(variant, samples, floorMicroseconds)
+        }
+        let actorSamples = try await withDaemons(1) { daemons in
+            let actor = try await daemons.spawn(EchoActor.self)
+            for index in 0..<200 { _ = try await actor.echo(index) }
+            let clock = ContinuousClock()
+            var samples: [Double] = []
+            for index in 0..<2000 {
+                let start = clock.now
+                _ = try await actor.echo(index)
+                samples.append((clock.now - start).microseconds)
             }
+            return Samples(samples)
+        }
+        report("actor", actorSamples, floorMicroseconds)
+    }
+
+    private static func report(_ variant: String, _ samples: Samples, _ floorMicroseconds: Double?) {
+        BenchReport.emit("W1", variant, "rtt_us_p50", samples.median)
+        BenchReport.emit("W1", variant, "rtt_us_p99", samples.percentile(0.99))
+        if let floorMicroseconds {
+            BenchReport.emit("W1", variant, "ratio_to_floor", samples.median / floorMicroseconds)
         }
     }
 }

@@ -15,7 +15,7 @@ import Glibc
 
 let arguments = CommandLine.arguments.dropFirst()
 if arguments.first != "no-bootstrap" {
-    Kapsel.bootstrap(jobs: TestJobs.all)
+    Kapsel.bootstrap(jobs: TestJobs.all, actors: TestActors.all)
 }
 
 switch arguments.first {

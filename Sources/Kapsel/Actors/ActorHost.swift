@@ -1,0 +1,159 @@
+import DequeModule
+import Distributed
+import KapselSharedMemory
+import KapselWire
+import NIOCore
+
+/// Runs the daemon's side of actor calls: creations, and calls in one mailbox per actor.
+///
+/// Confined to the connection's event loop. Calls to one actor run one after another in
+/// arrival order; calls to different actors run concurrently. Each call starts on the
+/// loop (`Task.immediate`) and its result goes back through the connection, its shared
+/// memory first.
+final class ActorHost {
+    private struct Waiting {
+        var request: CallRequest
+        var attachments: Result<SharedAttachmentReader?, any Error>
+    }
+
+    private struct Mailbox {
+        var waiting: Deque<Waiting> = []
+        var running: UInt64?
+    }
+
+    private let channel: any Channel
+    private let executor: ActorCallExecutor
+    private let transport: AttachmentTransport?
+    private let context: DaemonContext
+    private var mailboxes: [KapselActorID: Mailbox] = [:]
+    /// Calls and creations under way, with their task once `Task.immediate` returned it.
+    private var active: [UInt64: Task<Void, Never>?] = [:]
+
+    init(channel: any Channel, system: KapselActorSystem, factories: [String: ActorFactory], transport: AttachmentTransport?, context: DaemonContext) {
+        self.channel = channel
+        self.executor = ActorCallExecutor(system: system, factories: factories)
+        self.transport = transport
+        self.context = context
+    }
+
+    func handle(_ request: CallRequest) {
+        let waiting = Waiting(request: request, attachments: Result {
+            try receiveAttachments(request.attachments, tag: request.callID, through: transport)
+        })
+        switch request.kind {
+        case .create:
+            start(waiting)
+        case .invoke:
+            let id = KapselActorID(request.actor)
+            mailboxes[id, default: Mailbox()].waiting.append(waiting)
+            startNext(in: id)
+        }
+    }
+
+    /// Cancels call `callID` if it is here: a running one through task cancellation, a
+    /// waiting one at once. Returns whether it was found.
+    @discardableResult
+    func cancel(_ callID: UInt64) -> Bool {
+        if let task = active[callID] {
+            task?.cancel()
+            return true
+        }
+        for (id, mailbox) in mailboxes {
+            if let position = mailbox.waiting.firstIndex(where: { $0.request.callID == callID }) {
+                mailboxes[id]?.waiting.remove(at: position)
+                let report = FailureReport(reason: .cancelled, errorType: "Swift.CancellationError", message: "the call was cancelled before it started", location: "actor mailbox")
+                send(RunResult(requestID: callID, outcome: .failure(report)), attachments: [])
+                return true
+            }
+        }
+        return false
+    }
+
+    private func startNext(in id: KapselActorID) {
+        guard var mailbox = mailboxes[id], mailbox.running == nil, let next = mailbox.waiting.popFirst() else { return }
+        mailbox.running = next.request.callID
+        mailboxes[id] = mailbox
+        start(next)
+    }
+
+    private func start(_ waiting: Waiting) {
+        let request = waiting.request
+        let eventLoop = channel.eventLoop
+        let host = NIOLoopBound(self, eventLoop: eventLoop)
+        active[request.callID] = .some(nil)
+        let attachments = waiting.attachments
+        let task = Task.immediate { [executor, context] in
+            let completion = await DaemonContext.$current.withValue(context) {
+                await executor.perform(request, attachments: attachments)
+            }
+            if eventLoop.inEventLoop {
+                host.value.finished(request, completion)
+            } else {
+                eventLoop.execute { host.value.finished(request, completion) }
+            }
+        }
+        // A call that finished without suspending is no longer active.
+        if active[request.callID] != nil { active[request.callID] = task }
+    }
+
+    private func finished(_ request: CallRequest, _ completion: RunCompletion) {
+        active.removeValue(forKey: request.callID)
+        send(RunResult(requestID: request.callID, outcome: completion.outcome), attachments: completion.attachments)
+        guard request.kind == .invoke else { return }
+        let id = KapselActorID(request.actor)
+        mailboxes[id]?.running = nil
+        if mailboxes[id]?.waiting.isEmpty == true {
+            mailboxes.removeValue(forKey: id)
+        } else {
+            startNext(in: id)
+        }
+    }
+
+    private func send(_ result: RunResult, attachments: [SharedStorage]) {
+        writeResult(result, attachments: attachments, through: transport, on: channel, as: WireMessage.callResult)
+    }
+}
+
+/// Carries out one creation or call in the daemon's actor system.
+private struct ActorCallExecutor: Sendable {
+    let system: KapselActorSystem
+    let factories: [String: ActorFactory]
+
+    func perform(_ request: CallRequest, attachments: Result<SharedAttachmentReader?, any Error>) async -> RunCompletion {
+        let id = KapselActorID(request.actor)
+        func failure(_ reason: FailureReport.Reason, _ message: String, _ error: (any Error)? = nil) -> RunCompletion {
+            RunCompletion(outcome: .failure(FailureReport(reason: reason, errorType: error.map { String(reflecting: type(of: $0)) } ?? "Kapsel.ActorSystemError", message: message, location: request.name)), attachments: [])
+        }
+        let reader: SharedAttachmentReader?
+        switch attachments {
+        case .success(let received): reader = received
+        case .failure(let error): return failure(.jobDecodingFailed, "the call's shared memory could not be received: \(error)", error)
+        }
+        switch request.kind {
+        case .create:
+            guard let factory = factories[request.name] else {
+                return failure(.unknownJobType, "this daemon has no actor type named '\(request.name)'; list it in Kapsel.bootstrap(jobs:actors:) (it knows: \(factories.keys.sorted().joined(separator: ", ")))")
+            }
+            guard case .daemon(let daemon) = system.role else { return failure(.thrown, "not a daemon") }
+            do {
+                let actor = try await system.create(id) { try await factory.make(system, request.payload, reader) }
+                daemon.export(actor)
+                return RunCompletion(outcome: .value(try CompactEncoder().encode(true)), attachments: [])
+            } catch {
+                return RunCompletion(outcome: .failure(report(for: error, at: "\(request.name).init")), attachments: [])
+            }
+        case .invoke:
+            guard let actor = system.localActor(id) else {
+                return failure(.thrown, "there is no \(id) in this daemon (it was released or never created here)")
+            }
+            let handler = KapselResultHandler(system: system, inlineLimit: system.inlineLimit, target: request.name)
+            do {
+                var decoder = try KapselInvocationDecoder(payload: request.payload, attachments: reader, system: system)
+                try await system.executeDistributedTarget(on: actor, target: RemoteCallTarget(request.name), invocationDecoder: &decoder, handler: handler)
+            } catch {
+                return failure(.jobDecodingFailed, "the call could not be executed (the daemon runs another build of the actor?): \(error)", error)
+            }
+            return handler.completion ?? failure(.thrown, "the call ended without a result")
+        }
+    }
+}

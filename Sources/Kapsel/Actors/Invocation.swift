@@ -1,0 +1,141 @@
+import Distributed
+import KapselSharedMemory
+import KapselWire
+import NIOCore
+import Synchronization
+
+/// Records a remote call's generic substitutions and arguments in the compact format;
+/// large arguments (`SharedArray`s) become shared-memory attachments.
+public struct KapselInvocationEncoder: DistributedTargetInvocationEncoder {
+    public typealias SerializationRequirement = Codable
+
+    private let system: KapselActorSystem
+    private var substitutions: [String] = []
+    private var arguments: [any Encodable] = []
+    let attachments: SharedAttachmentWriter
+
+    init(system: KapselActorSystem, inlineLimit: Int) {
+        self.system = system
+        attachments = SharedAttachmentWriter(inlineLimit: inlineLimit)
+    }
+
+    public mutating func recordGenericSubstitution<T>(_ type: T.Type) throws {
+        guard let name = _mangledTypeName(type) else {
+            throw ActorSystemError("the generic argument \(type) has no mangled name to send")
+        }
+        substitutions.append(name)
+    }
+
+    public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
+        arguments.append(argument.value)
+    }
+
+    public mutating func recordErrorType<E: Error>(_ type: E.Type) throws {}
+
+    public mutating func recordReturnType<R: Codable>(_ type: R.Type) throws {}
+
+    public mutating func doneRecording() throws {}
+
+    /// The payload of the call: the substitutions, then the arguments, in one sequence.
+    func payload() throws -> ByteBuffer {
+        let sequence = CompactSequenceEncoder(userInfo: [.actorSystemKey: system], attachments: attachments)
+        try sequence.append(substitutions)
+        for argument in arguments { try sequence.append(argument) }
+        return sequence.finish()
+    }
+}
+
+/// Reads a remote call's generic substitutions and arguments, in the daemon.
+public final class KapselInvocationDecoder: DistributedTargetInvocationDecoder {
+    public typealias SerializationRequirement = Codable
+
+    private let substitutions: [String]
+    private let arguments: CompactSequenceDecoder
+
+    init(payload: ByteBuffer, attachments: SharedAttachmentReader?, system: KapselActorSystem) throws {
+        arguments = try CompactSequenceDecoder(payload, userInfo: [.actorSystemKey: system], attachments: attachments)
+        substitutions = try arguments.next([String].self)
+    }
+
+    public func decodeGenericSubstitutions() throws -> [any Any.Type] {
+        try substitutions.map { name in
+            guard let type = _typeByName(name) else { throw ActorSystemError("the type \(name) of a generic argument is unknown in this daemon") }
+            return type
+        }
+    }
+
+    public func decodeNextArgument<Argument: Codable>() throws -> Argument {
+        try arguments.next(Argument.self)
+    }
+
+    public func decodeErrorType() throws -> (any Any.Type)? { nil }
+
+    public func decodeReturnType() throws -> (any Any.Type)? { nil }
+}
+
+/// Receives the end of a call executed in the daemon and encodes it for the host.
+public struct KapselResultHandler: DistributedTargetInvocationResultHandler {
+    public typealias SerializationRequirement = Codable
+
+    private let system: KapselActorSystem
+    private let inlineLimit: Int
+    private let box = CompletionBox()
+    private let target: String
+
+    init(system: KapselActorSystem, inlineLimit: Int, target: String) {
+        self.system = system
+        self.inlineLimit = inlineLimit
+        self.target = target
+    }
+
+    public func onReturn<Success: Codable>(value: Success) async throws {
+        let writer = SharedAttachmentWriter(inlineLimit: inlineLimit)
+        do {
+            let bytes = try CompactEncoder(userInfo: [.actorSystemKey: system]).encode(value, attachments: writer)
+            finish(RunCompletion(outcome: .value(bytes), attachments: writer.storages))
+        } catch {
+            finish(RunCompletion(outcome: .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result does not encode: \(error)", location: target)), attachments: []))
+        }
+    }
+
+    public func onReturnVoid() async throws {
+        finish(RunCompletion(outcome: .value(try CompactEncoder().encode(true)), attachments: []))
+    }
+
+    public func onThrow<Err: Error>(error: Err) async throws {
+        finish(RunCompletion(outcome: .failure(report(for: error, at: target)), attachments: []))
+    }
+
+    private func finish(_ completion: RunCompletion) {
+        box.value.withLock { $0 = completion }
+    }
+
+    /// How the call ended; nil if the handler was never called.
+    var completion: RunCompletion? {
+        box.value.withLock { $0 }
+    }
+}
+
+/// Where a result handler leaves the end of its call.
+private final class CompletionBox: Sendable {
+    let value = Mutex<RunCompletion?>(nil)
+}
+
+/// The failure report for an error a call (or a creation) threw.
+func report(for error: any Error, at target: String) -> FailureReport {
+    if error is CancellationError, Task.isCancelled {
+        return FailureReport(reason: .cancelled, errorType: String(reflecting: type(of: error)), message: "the call stopped after it was cancelled", location: target)
+    }
+    let location = (error as? any LocatedError)?.sourceLocation ?? target
+    return FailureReport(reason: .thrown, errorType: String(reflecting: type(of: error)), message: String(describing: error), location: location)
+}
+
+/// A misuse of the actor system, with what went wrong.
+public struct ActorSystemError: DistributedActorSystemError, CustomStringConvertible {
+    /// What went wrong.
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
