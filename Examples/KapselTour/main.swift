@@ -1,5 +1,6 @@
 // The README's tour, as a program that is built and run by the tests
 // (Tests/KapselTests/ReadmeTests.swift checks every README snippet appears here).
+import Distributed
 import Kapsel
 import KapselArrow
 
@@ -57,8 +58,23 @@ struct Scale: Job {
     }
 }
 
+distributed actor Counter: KapselActor {
+    typealias ActorSystem = KapselActorSystem
+    private var value: Int
+
+    init(actorSystem: KapselActorSystem, configuration: Int) {
+        self.actorSystem = actorSystem
+        self.value = configuration
+    }
+
+    distributed func add(_ amount: Int) -> Int {
+        value += amount
+        return value
+    }
+}
+
 // MARK: Bootstrap
-Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self])
+Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self], actors: [Counter.self])
 
 // MARK: Submit and await
 try await withDaemons(2) { daemons in
@@ -112,6 +128,13 @@ try await withDaemons(2) { daemons in
     }
     let scaled = try await daemons.submit(Scale(input: input, factor: 2)).value  // no copy either way
     print(scaled[9_999_999])                                                // 19999998.0
+}
+
+// MARK: Actors
+try await withDaemons(2) { daemons in
+    let counter = try await daemons.spawn(Counter.self, configuration: 10, on: .daemon(1))
+    print(try await counter.add(5))          // 15: the state lives in daemon 1
+    print(try await counter.add(1))          // 16
 }
 
 // MARK: Arrow

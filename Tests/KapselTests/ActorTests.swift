@@ -191,6 +191,21 @@ extension ProcessTests {
             }
         }
 
+        @Test func anActorCannotCallAnActorOfAnotherDaemon() async throws {
+            try await withTestDaemons(2) { daemons in
+                let first = try await daemons.spawn(Counter.self, configuration: 1, on: .daemon(0))
+                let second = try await daemons.spawn(Counter.self, configuration: 2, on: .daemon(1))
+                await #expect {
+                    try await first.addFrom(second)
+                } throws: { error in
+                    guard let error = error as? JobError else { return false }
+                    return error.code == .remote && error.message.contains("a daemon calls only its own actors")
+                }
+                #expect(try await first.current() == 1)
+                #expect(try await second.current() == 2)
+            }
+        }
+
         @Test func anUnknownActorTypeFailsNamingIt() async throws {
             _ = try await withTestDaemons(1) { daemons in
                 await #expect {

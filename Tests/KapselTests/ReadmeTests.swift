@@ -55,6 +55,7 @@ extension ProcessTests {
             #expect(outcome.output.contains("gbm(1.0)"))
             #expect(outcome.output.contains("connections: 2"))
             #expect(outcome.output.contains("19999998.0"))
+            #expect(outcome.output.contains("\n15\n16\n"))
             #expect(outcome.output.contains("\n1.5\n"))
         }
     }
