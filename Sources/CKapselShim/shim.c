@@ -96,6 +96,22 @@ int kapsel_become_child_subreaper(void) {
 #endif
 }
 
+int kapsel_open_pseudo_terminal(int *controller, int *terminal) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0) return -1;
+    char *name = (grantpt(master) == 0 && unlockpt(master) == 0) ? ptsname(master) : NULL;
+    int slave = name ? open(name, O_RDWR | O_NOCTTY) : -1;
+    if (slave < 0) {
+        int saved = errno;
+        close(master);
+        errno = saved;
+        return -1;
+    }
+    *controller = master;
+    *terminal = slave;
+    return 0;
+}
+
 int kapsel_pipe_cloexec(int fds[2]) {
 #ifdef __linux__
     return pipe2(fds, O_CLOEXEC);

@@ -58,6 +58,10 @@ int kapsel_set_parent_death_signal(int signal);
 /// process instead of init. Returns 0 or -1 with errno.
 int kapsel_become_child_subreaper(void);
 
+/// Opens a pseudo-terminal pair (`posix_openpt`, `grantpt`, `unlockpt`, then the
+/// terminal side by name). Returns 0, or -1 with errno.
+int kapsel_open_pseudo_terminal(int *controller, int *terminal);
+
 /// `pipe2(fds, O_CLOEXEC)`. Returns 0 or -1 with errno.
 int kapsel_pipe_cloexec(int fds[2]);
 

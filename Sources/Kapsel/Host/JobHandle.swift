@@ -15,8 +15,20 @@ import Synchronization
 /// Cancelling a task that awaits `value` or `result` cancels the job itself, as
 /// `cancel()` does.
 public final class JobHandle<Output: Codable & Sendable>: Sendable {
+    private enum Waiter {
+        case task(CheckedContinuation<Result<Output, JobError>, Never>)
+        case callback(@Sendable (Result<Output, JobError>) -> Void)
+
+        func resume(with result: Result<Output, JobError>) {
+            switch self {
+            case .task(let continuation): continuation.resume(returning: result)
+            case .callback(let callback): callback(result)
+            }
+        }
+    }
+
     private enum State {
-        case pending([CheckedContinuation<Result<Output, JobError>, Never>])
+        case pending([Waiter])
         case resolved(Result<Output, JobError>)
     }
 
@@ -57,7 +69,7 @@ public final class JobHandle<Output: Codable & Sendable>: Sendable {
                         case .resolved(let result):
                             return result
                         case .pending(let waiters):
-                            state = .pending(waiters + [continuation])
+                            state = .pending(waiters + [.task(continuation)])
                             return nil
                         }
                     }
@@ -67,6 +79,21 @@ public final class JobHandle<Output: Codable & Sendable>: Sendable {
                 self.cancel()
             }
         }
+    }
+
+    /// Calls `callback` with the outcome once the job resolves (at once if it has), on
+    /// the thread that resolves it: it must not block.
+    func whenResolved(_ callback: @escaping @Sendable (Result<Output, JobError>) -> Void) {
+        let ready: Result<Output, JobError>? = state.withLock { state in
+            switch state {
+            case .resolved(let result):
+                return result
+            case .pending(let waiters):
+                state = .pending(waiters + [.callback(callback)])
+                return nil
+            }
+        }
+        if let ready { callback(ready) }
     }
 
     /// Waits for the output; throws the `JobError` if the job failed.
@@ -114,13 +141,13 @@ extension JobHandle: JobResolver {
                 result = .failure(JobError(.resultDecodingFailed, "the output does not decode as \(Output.self): \(error)", jobType: jobType))
             }
         }
-        let waiters: [CheckedContinuation<Result<Output, JobError>, Never>]? = state.withLock { state in
+        let waiters: [Waiter]? = state.withLock { state in
             guard case .pending(let waiters) = state else { return nil }
             state = .resolved(result)
             return waiters
         }
         guard let waiters else { return false }
-        for waiter in waiters { waiter.resume(returning: result) }
+        for waiter in waiters { waiter.resume(with: result) }
         return true
     }
 }

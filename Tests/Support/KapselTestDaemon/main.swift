@@ -4,6 +4,7 @@
 // host process they can kill:
 //   KapselTestDaemon host N     start N daemons (this executable), print their pids, wait
 //   KapselTestDaemon no-bootstrap   behave like a program whose main forgot Kapsel.bootstrap
+//   KapselTestDaemon map-memory N   stream a map of N items; print the sum and the peak memory
 //   KapselTestDaemon leak-check     crash, time out and kill daemons holding shared memory,
 //                                   then exit 0 only if no descriptor, memory or process is left
 import Kapsel
@@ -28,6 +29,16 @@ case "host":
     print("ready")
     fflush(nil)
     while true { sleep(60) }
+case "map-memory":
+    // Streams a map of N trivial items and prints the host's peak resident memory.
+    let count = Int(arguments.dropFirst().first ?? "1000") ?? 1000
+    let total = try await withDaemons(2) { daemons in
+        var sum = 0
+        for await (_, result) in daemons.mapStream(0..<count, { Echo($0) }) { sum += try result.get() }
+        return sum
+    }
+    print("sum \(total)")
+    print("peak \(MemoryUsage.current().peakResidentKB)")
 case "leak-check":
     exit(try await LeakCheck.run() ? 0 : 1)
 case "no-bootstrap":

@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A batch of a map's items, run one after another in one daemon. Each item's failure
+/// is kept with the item, so one failing item never loses the others' results.
+/// Registered in every daemon for every job type it knows.
+struct MapBatch<Item: Job>: Job {
+    var items: [Item]
+
+    static var jobTypeName: String { "kapsel.batch:" + Item.jobTypeName }
+
+    struct Output: Codable, Sendable {
+        var outcomes: [MapItemOutcome<Item.Output>]
+        /// How long running the items took in the daemon, to size the next batches.
+        var runNanoseconds: Int64
+    }
+
+    func run() async throws -> Output {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var outcomes: [MapItemOutcome<Item.Output>] = []
+        outcomes.reserveCapacity(items.count)
+        for item in items {
+            try Task.checkCancellation()
+            do {
+                outcomes.append(.success(try await item.run()))
+            } catch {
+                let location = (error as? any LocatedError)?.sourceLocation ?? "\(Item.jobTypeName).run()"
+                outcomes.append(.failure(MapItemFailure(errorType: String(reflecting: type(of: error)), message: String(describing: error), location: location)))
+            }
+        }
+        let elapsed = clock.now - start
+        return Output(outcomes: outcomes, runNanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// How one item of a batch ended.
+enum MapItemOutcome<Output: Codable & Sendable>: Codable, Sendable {
+    case success(Output)
+    case failure(MapItemFailure)
+}
+
+/// An item's error, as the daemon saw it.
+struct MapItemFailure: Codable, Sendable {
+    var errorType: String
+    var message: String
+    var location: String
+}
+
+extension Job {
+    /// The job type that runs a batch of this type's jobs.
+    static var batchJobType: any Job.Type { MapBatch<Self>.self }
+}

@@ -1,0 +1,170 @@
+import DequeModule
+
+/// Runs one map: pulls items from the input as room allows, submits them in batches,
+/// and hands results to the consumer, in input order or as they complete.
+///
+/// ```
+///  input ──pull──▶ batches (≤ maxJobsInFlight) ──submit──▶ dispatcher ──▶ daemons
+///                                                   │ resolve (any thread)
+///  consumer ◀── ready results ◀── take ◀── MapCompletions ◀┘
+/// ```
+///
+/// Memory is bounded by the jobs in flight, whatever the number of items. Batches are
+/// sized from the per-item time the daemons report (4 ms of work per batch), so slow
+/// items go one per job to the first idle daemon and fast ones share round trips. A
+/// batch whose daemon dies is run again item by item, so only the item that kills its
+/// daemon fails.
+final class MapDriver<Source: IteratorProtocol, Item: Job> {
+    typealias Element = (index: Int, result: Result<Item.Output, JobError>)
+
+    private struct Batch {
+        let firstIndex: Int
+        let items: [Item]
+        let handle: JobHandle<MapBatch<Item>.Output>
+    }
+
+    private let daemons: Daemons
+    private var source: Source
+    private let makeJob: (Source.Element) -> Item
+    private let order: MapOrder
+    private let stopOnFirstError: Bool
+    private let options: MapOptions
+    private let meter: ProgressMeter?
+    private let completions = MapCompletions<MapBatch<Item>.Output>()
+    private var batches: [Int: Batch] = [:]
+    private var batchByFirstIndex: [Int: Int] = [:]
+    private var nextBatchID = 0
+    private var pulled = 0
+    private var exhausted = false
+    private var stopped = false
+    private var nextToDeliver = 0
+    private var ready: Deque<Element> = []
+    private var batchSize = 1
+    private var itemNanoseconds: Double?
+
+    init(daemons: Daemons, source: Source, total: Int?, order: MapOrder, progress: Bool, stopOnFirstError: Bool, options: MapOptions, makeJob: @escaping (Source.Element) -> Item) {
+        self.daemons = daemons
+        self.source = source
+        self.makeJob = makeJob
+        self.order = order
+        self.stopOnFirstError = stopOnFirstError
+        self.options = options
+        let wantsMeter = progress || options.progressHandler != nil
+        meter = wantsMeter ? ProgressMeter(total: total, descriptor: progress ? options.progressDescriptor : nil, handler: options.progressHandler) : nil
+    }
+
+    deinit {
+        for batch in batches.values { batch.handle.cancel() }
+    }
+
+    /// The next result, or nil when every item has been delivered (or the map stopped).
+    func next(isolation: isolated (any Actor)? = #isolation) async -> Element? {
+        while true {
+            if let result = ready.popFirst() { return result }
+            if stopped || (Task.isCancelled && stop()) { return nil }
+            submitWhileRoom()
+            guard !batches.isEmpty else {
+                meter?.finish()
+                return nil
+            }
+            let target = order == .input ? batchByFirstIndex[nextToDeliver] : nil
+            guard let (id, result) = await completions.take(target) else {
+                _ = stop()
+                return nil
+            }
+            finished(id, result)
+        }
+    }
+
+    /// Whether the map stopped, because an item failed with `stopOnFirstError`.
+    var stoppedEarly: Bool { stopped }
+
+    private func submitWhileRoom() {
+        let limit = options.maxJobsInFlight ?? 2 * daemons.count
+        while !exhausted, batches.count < limit {
+            let size: Int = switch options.batching {
+            case .fixed(let count): max(1, count)
+            case .automatic: options.timeout == nil ? batchSize : 1
+            }
+            var items: [Item] = []
+            items.reserveCapacity(size)
+            while items.count < size, let element = source.next() { items.append(makeJob(element)) }
+            if items.count < size { exhausted = true }
+            guard !items.isEmpty else { return }
+            submit(items, firstIndex: pulled)
+            pulled += items.count
+        }
+    }
+
+    private func submit(_ items: [Item], firstIndex: Int) {
+        let id = nextBatchID
+        nextBatchID += 1
+        let handle = daemons.submit(MapBatch(items: items), timeout: options.timeout, retries: options.retries)
+        batches[id] = Batch(firstIndex: firstIndex, items: items, handle: handle)
+        batchByFirstIndex[firstIndex] = id
+        let completions = self.completions
+        handle.whenResolved { completions.put(id, $0) }
+    }
+
+    private func finished(_ id: Int, _ result: Result<MapBatch<Item>.Output, JobError>) {
+        guard let batch = batches.removeValue(forKey: id) else { return }
+        batchByFirstIndex.removeValue(forKey: batch.firstIndex)
+        let results: [Result<Item.Output, JobError>]
+        switch result {
+        case .success(let output):
+            resize(after: output, count: batch.items.count)
+            results = output.outcomes.map { outcome in
+                switch outcome {
+                case .success(let value): .success(value)
+                case .failure(let failure):
+                    .failure(JobError(.remote, failure.message, jobType: Item.jobTypeName, remoteErrorType: failure.errorType, location: failure.location))
+                }
+            }
+        case .failure(let error) where (error.code == .crashed || error.code == .connectionLost) && batch.items.count > 1:
+            // One of the items killed its daemon: run them one by one to find which.
+            for (offset, item) in batch.items.enumerated() { submit([item], firstIndex: batch.firstIndex + offset) }
+            return
+        case .failure(let error):
+            results = Array(repeating: .failure(error), count: batch.items.count)
+        }
+        deliver(results, from: batch.firstIndex)
+    }
+
+    private func deliver(_ results: [Result<Item.Output, JobError>], from firstIndex: Int) {
+        var delivered = 0
+        var failed = 0
+        for (offset, result) in results.enumerated() {
+            ready.append((firstIndex + offset, result))
+            delivered += 1
+            if case .failure = result {
+                failed += 1
+                if stopOnFirstError {
+                    _ = stop()
+                    break
+                }
+            }
+        }
+        if order == .input { nextToDeliver = firstIndex + results.count }
+        meter?.advance(by: delivered, failed: failed)
+        if stopped { meter?.finish() }
+    }
+
+    /// Stops: no more items are pulled, and every job in flight is cancelled.
+    private func stop() -> Bool {
+        stopped = true
+        exhausted = true
+        for batch in batches.values { batch.handle.cancel() }
+        batches = [:]
+        batchByFirstIndex = [:]
+        return true
+    }
+
+    /// Sizes the next batches for about 4 ms of work, growing at most fourfold at a time.
+    private func resize(after output: MapBatch<Item>.Output, count: Int) {
+        guard case .automatic = options.batching, count > 0, output.runNanoseconds >= 0 else { return }
+        let perItem = max(Double(output.runNanoseconds) / Double(count), 50)
+        itemNanoseconds = itemNanoseconds.map { 0.5 * $0 + 0.5 * perItem } ?? perItem
+        let wanted = Int(4_000_000 / itemNanoseconds!)
+        batchSize = min(max(1, wanted), min(4096, batchSize * 4))
+    }
+}
