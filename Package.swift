@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "KapselWire", targets: ["KapselWire"]),
         .library(name: "KapselSharedMemory", targets: ["KapselSharedMemory"]),
         .library(name: "KapselArrow", targets: ["KapselArrow"]),
+        .library(name: "KapselSequences", targets: ["KapselSequences"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
@@ -54,6 +55,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        .target(name: "KapselSequences", dependencies: ["Kapsel"]),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [
@@ -86,6 +88,7 @@ let package = Package(
             name: "KapselArrowTests",
             dependencies: ["KapselArrow", "CKapselArrow", "KapselSharedMemory", "KapselArrowInterop"]
         ),
+        .testTarget(name: "KapselSequencesTests", dependencies: ["KapselSequences"]),
         .testTarget(
             name: "KapselTests",
             dependencies: [
