@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselArrow", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
+                "Kapsel", "KapselWire", "KapselArrow", "KapselSequences", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -121,33 +121,6 @@ public final class SlotPool: Sendable {
     }
 }
 
-extension SlotPool {
-    private static let registry = Mutex<[String: SlotPool]>([:])
-
-    /// The pool of this process registered as `name`, made on first use: how jobs in a
-    /// daemon share one pool without setting it up first.
-    ///
-    /// ```swift
-    /// let pool = try SlotPool.named("frames", slotByteCount: 800_000, slotCount: 8)
-    /// var frame = try await pool.acquireArray(of: Double.self, count: 100_000)
-    /// ```
-    ///
-    /// Throws if a pool of that name exists with another slot size or count.
-    public static func named(_ name: String, slotByteCount: Int, slotCount: Int) throws -> SlotPool {
-        try registry.withLock { pools in
-            if let existing = pools[name] {
-                guard existing.slotByteCount == slotByteCount, existing.slotCount == slotCount else {
-                    throw SharedMemoryError("the pool '\(name)' has \(existing.slotCount) slots of \(existing.slotByteCount) bytes, not \(slotCount) of \(slotByteCount)")
-                }
-                return existing
-            }
-            let pool = try SlotPool(slotByteCount: slotByteCount, slotCount: slotCount)
-            pools[name] = pool
-            return pool
-        }
-    }
-}
-
 /// The lease of one pool slot by one `SharedStorage`.
 package final class SlotLease: Sendable {
     private let pool: SlotPool

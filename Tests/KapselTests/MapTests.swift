@@ -189,9 +189,3 @@ func readAvailable(_ descriptor: Int32) -> String {
     }
     return String(decoding: bytes, as: UTF8.self)
 }
-
-extension Result {
-    var error: Failure? {
-        if case .failure(let error) = self { error } else { nil }
-    }
-}

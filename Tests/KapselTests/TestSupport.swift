@@ -201,3 +201,10 @@ func finish(_ process: Process) -> ProcessOutcome {
     let pipe = process.standardOutput as! Pipe
     return ProcessOutcome(status: process.terminationStatus, output: String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }
+
+extension Result {
+    /// The failure, if it is one.
+    var error: Failure? {
+        if case .failure(let error) = self { error } else { nil }
+    }
+}

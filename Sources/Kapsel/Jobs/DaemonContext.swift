@@ -56,6 +56,24 @@ public final class DaemonStorage: Sendable {
         values.withLock { $0[key] as? Value }
     }
 
+    /// The value stored under `key`, made by `make` and stored first when there is none
+    /// of type `Value` (atomically: concurrent jobs get the same value). How jobs share
+    /// one slot pool, say, without a setup job:
+    ///
+    /// ```swift
+    /// let pool = try DaemonStorage.shared.value("frames") {
+    ///     try SlotPool(slotByteCount: 800_000, slotCount: 8)
+    /// }
+    /// ```
+    public func value<Value: Sendable>(_ key: String, orMake make: () throws -> Value) rethrows -> Value {
+        try values.withLock { values in
+            if let existing = values[key] as? Value { return existing }
+            let made = try make()
+            values[key] = made
+            return made
+        }
+    }
+
     /// Removes and returns the value stored under `key`.
     @discardableResult
     public func remove(_ key: String) -> (any Sendable)? {

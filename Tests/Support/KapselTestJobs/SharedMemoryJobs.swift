@@ -8,7 +8,7 @@ import Glibc
 enum SharedMemoryJobs {
     static let all: [any Job.Type] = [
         SumAndDouble.self, DaemonMemory.self, HoldShared.self, EchoTensor.self, MakeTensor.self,
-        EchoDoubles.self, CreatePool.self, FillSlot.self, CrashOnceWith.self,
+        EchoDoubles.self, CreatePool.self, FillSlot.self, CrashOnceWith.self, PoolFrame.self,
     ]
 }
 
@@ -137,5 +137,28 @@ public struct CrashOnceWith: Job {
             CrashKind.segfault.perform()
         }
         return data.reduce(0, +)
+    }
+}
+
+/// Returns `count` copies of `value` in a slot of the daemon's pool "frames" (made on
+/// first use with `slots` slots); waits up to 10 s for a free slot, then fails.
+public struct PoolFrame: Job {
+    public var value: Double, count: Int, slots: Int
+    public init(_ value: Double, count: Int, slots: Int) { self.value = value; self.count = count; self.slots = slots }
+    public func run() async throws -> SharedArray<Double> {
+        let pool = try DaemonStorage.shared.value("frames") {
+            try SlotPool(slotByteCount: count * MemoryLayout<Double>.stride, slotCount: slots)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while true {
+            if let slot = pool.tryAcquire() {
+                var frame = try SharedArray<Double>(buffer: consume slot, count: count)
+                frame.withUnsafeMutableBufferPointer { $0.initialize(repeating: value) }
+                return frame
+            }
+            guard clock.now < deadline else { throw JobFailure("no slot came back within 10 s") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
     }
 }
