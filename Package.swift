@@ -60,6 +60,7 @@ let package = Package(
             name: "KapselCLI",
             dependencies: [
                 "Kapsel",
+                "KapselSequences",
                 "CKapselShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -24,7 +24,7 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
     public let count: Int
     private let workers: Int
     private let buffer: Int
-    private let compute: @Sendable (Int) async throws -> Value
+    private let source: any ElementSource<Value>
     private let state = Mutex(State())
 
     private struct State {
@@ -37,12 +37,12 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         var ahead = 0
     }
 
-    init(count: Int, workers: Int, buffer: Int, compute: @escaping @Sendable (Int) async throws -> Value) {
+    init(count: Int, workers: Int, buffer: Int, source: some ElementSource<Value>) {
         precondition(workers > 0 && buffer > 0, "prefetching needs at least one worker and one buffered element")
         self.count = count
         self.workers = workers
         self.buffer = Swift.max(buffer, workers)
-        self.compute = compute
+        self.source = source
         startAhead()
     }
 
@@ -51,7 +51,11 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
     public func element(at index: Int) async throws -> Value {
         precondition(index >= 0 && index < count, "index \(index) out of range 0..<\(count)")
         let known: Bool = state.withLock { $0.results[index] != nil || $0.running.contains(index) }
-        guard known else { return try await compute(index) }
+        guard known else {
+            return try await withCheckedContinuation { continuation in
+                source.start(index..<(index + 1)) { continuation.resume(returning: $1) }
+            }.get()
+        }
         return try await wait(for: index).get()
     }
 
@@ -109,34 +113,37 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
     }
 
     /// Starts elements of the window (and `upTo`, when the consumer waits for one
-    /// beyond it) while workers are free.
+    /// beyond it) while workers are free, consecutive ones together in chunks.
     private func startAhead(upTo wanted: Int? = nil) {
-        let starting: [Int] = state.withLock { state in
-            var starting: [Int] = []
+        let chunkSize = Swift.max(1, Swift.min(source.chunkSize, buffer, workers))
+        let starting: [Range<Int>] = state.withLock { state in
+            var starting: [Range<Int>] = []
             if let wanted, state.results[wanted] == nil, !state.running.contains(wanted) {
-                state.ahead = Swift.max(state.ahead, wanted + 1)
                 state.running.insert(wanted)
-                starting.append(wanted)
+                starting.append(wanted..<(wanted + 1))
             }
-            while state.running.count < workers, state.ahead < Swift.min(count, state.cursor + buffer) {
-                let index = state.ahead
-                state.ahead += 1
-                if state.results[index] != nil || state.running.contains(index) { continue }
-                state.running.insert(index)
-                starting.append(index)
+            // A chunk starts only once it fits whole (or ends the sequence), so that
+            // elements consumed one by one do not shrink the chunks to single elements.
+            while true {
+                let limit = Swift.min(count, state.cursor + buffer)
+                while state.ahead < limit, state.results[state.ahead] != nil || state.running.contains(state.ahead) {
+                    state.ahead += 1
+                }
+                let room = Swift.min(workers - state.running.count, limit - state.ahead)
+                guard room >= chunkSize || (room > 0 && limit == count) else { break }
+                let first = state.ahead
+                var end = first
+                while end < first + Swift.min(room, chunkSize), state.results[end] == nil, !state.running.contains(end) {
+                    state.running.insert(end)
+                    end += 1
+                }
+                starting.append(first..<end)
+                state.ahead = end
             }
             return starting
         }
-        for index in starting {
-            Task.detached { [self] in
-                let result: Result<Value, any Error>
-                do {
-                    result = .success(try await compute(index))
-                } catch {
-                    result = .failure(error)
-                }
-                finished(index, result)
-            }
+        for indices in starting {
+            source.start(indices) { [self] index, result in finished(index, result) }
         }
     }
 
@@ -157,7 +164,7 @@ extension LazyIndexed where Element: Sendable {
     /// `buffer` ready or in progress.
     public func prefetch(workers: Int = 2, buffer: Int = 16) -> Prefetched<Element> {
         let sequence = self
-        return Prefetched(count: count, workers: workers, buffer: buffer) { sequence[$0] }
+        return Prefetched(count: count, workers: workers, buffer: buffer, source: TaskSource { sequence[$0] })
     }
 }
 
@@ -167,18 +174,23 @@ extension LazyIndexed {
     /// same error at its place.
     public func prefetch<T: Sendable>(workers: Int = 2, buffer: Int = 16, _ transform: @escaping @Sendable (Element) throws -> T) -> Prefetched<T> {
         let sequence = self
-        return Prefetched(count: count, workers: workers, buffer: buffer) { try transform(sequence[$0]) }
+        return Prefetched(count: count, workers: workers, buffer: buffer, source: TaskSource { try transform(sequence[$0]) })
     }
 }
 
 extension LazyIndexed where Element: Job {
-    /// Runs the elements — jobs — in `daemons` ahead of the consumer, `workers` at a time,
-    /// keeping at most `buffer` ready or running; yields their outputs in order. A job that
-    /// fails (or whose daemon dies) throws its `JobError` at its place; the others go on.
-    public func prefetch(on daemons: Daemons, workers: Int? = nil, buffer: Int = 16) -> Prefetched<Element.Output> {
-        let sequence = self
-        return Prefetched(count: count, workers: workers ?? daemons.count, buffer: buffer) { index in
-            try await daemons.submit(sequence[index]).value
-        }
+    /// Runs the elements — jobs — in `daemons` ahead of the consumer, keeping at most
+    /// `buffer` ready or submitted, and yields their outputs in order.
+    ///
+    /// Consecutive jobs go in batches of `batchSize` (by default sized from how long they
+    /// take, for about 4 ms each, at most `buffer` ÷ (2 × daemons)): one round trip per
+    /// batch, and since submitted batches wait in the dispatcher's queue, a daemon starts
+    /// its next batch the moment it is free. `workers` lowers how many jobs are submitted
+    /// at once below `buffer`. A job that fails (or whose daemon dies) throws its
+    /// `JobError` at its place; the others go on.
+    public func prefetch(on daemons: Daemons, workers: Int? = nil, buffer: Int = 16, batchSize: Int? = nil) -> Prefetched<Element.Output> {
+        precondition(batchSize.map { $0 > 0 } ?? true, "a batch holds at least one job")
+        let source = DaemonSource(jobs: self, daemons: daemons, buffer: buffer, batchSize: batchSize)
+        return Prefetched(count: count, workers: workers ?? buffer, buffer: buffer, source: source)
     }
 }

@@ -58,6 +58,30 @@ extension ProcessTests {
             }
         }
 
+        @Test func aBatchKeepsEachJobsResultAndSplitsWhenOneKillsItsDaemon() async throws {
+            try await withTestDaemons(2) { daemons in
+                let jobs = (0..<6).map { index in
+                    MapStep(index == 2 ? .fail("two") : index == 4 ? .crash : .echo(index))
+                }
+                let outcome = await withCheckedContinuation { continuation in
+                    daemons.submitBatch(jobs).whenResolved { continuation.resume(returning: $0) }
+                }
+                #expect(outcome.results.count == 6)
+                #expect(outcome.runTime == nil, "a batch that had to be split reports no run time")
+                for (index, result) in outcome.results.enumerated() {
+                    switch index {
+                    case 2: #expect(result.error?.code == .remote && result.error?.message == "two")
+                    case 4: #expect(result.error?.code == .crashed && result.error?.termination == .signaled(signal: SIGSEGV))
+                    default: #expect((try? result.get())?.value == index)
+                    }
+                }
+                let whole = await withCheckedContinuation { continuation in
+                    daemons.submitBatch((0..<3).map { MapStep(.echo($0)) }).whenResolved { continuation.resume(returning: $0) }
+                }
+                #expect(whole.runTime != nil && whole.results.compactMap { try? $0.get().value } == [0, 1, 2])
+            }
+        }
+
         @Test func stoppingOnTheFirstErrorCancelsEverythingElse() async throws {
             try await withTestDaemons(2) { daemons in
                 let markers = (0..<20).map { temporaryPath("map-marker-\($0)") }

@@ -137,6 +137,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        transport?.connectionClosed()
         handshakeTimer?.cancel()
         if case .accepted(let slot, let instance) = state {
             let reason = closeReason

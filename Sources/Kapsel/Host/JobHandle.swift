@@ -82,8 +82,13 @@ public final class JobHandle<Output: Codable & Sendable>: Sendable {
     }
 
     /// Calls `callback` with the outcome once the job resolves (at once if it has), on
-    /// the thread that resolves it: it must not block.
-    func whenResolved(_ callback: @escaping @Sendable (Result<Output, JobError>) -> Void) {
+    /// the thread that resolves it (a connection's event loop): it must not block. For
+    /// code that reacts to many jobs without a task waiting for each.
+    ///
+    /// ```swift
+    /// daemons.submit(Render(frame: 7)).whenResolved { result in frames.store(7, result) }
+    /// ```
+    public func whenResolved(_ callback: @escaping @Sendable (Result<Output, JobError>) -> Void) {
         let ready: Result<Output, JobError>? = state.withLock { state in
             switch state {
             case .resolved(let result):

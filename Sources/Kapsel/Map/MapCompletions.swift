@@ -4,26 +4,26 @@ import Synchronization
 /// resolve jobs, emptied by the consuming task, which waits for one job in particular
 /// (input order) or any (completion order).
 final class MapCompletions<Value: Sendable>: Sendable {
-    typealias Completion = (id: Int, result: Result<Value, JobError>)
+    typealias Completion = (id: Int, value: Value)
 
     private struct State {
-        var done: [Int: Result<Value, JobError>] = [:]
+        var done: [Int: Value] = [:]
         var waiter: (target: Int?, continuation: CheckedContinuation<Completion?, Never>)?
     }
 
     private let state = Mutex(State())
 
     /// Job `id` finished.
-    func put(_ id: Int, _ result: Result<Value, JobError>) {
+    func put(_ id: Int, _ value: Value) {
         let waiter: CheckedContinuation<Completion?, Never>? = state.withLock { state in
             if let waiter = state.waiter, waiter.target == nil || waiter.target == id {
                 state.waiter = nil
                 return waiter.continuation
             }
-            state.done[id] = result
+            state.done[id] = value
             return nil
         }
-        waiter?.resume(returning: (id, result))
+        waiter?.resume(returning: (id, value))
     }
 
     /// Waits for job `target` (or any job, if nil) to finish; nil if the waiting task is cancelled.
@@ -32,7 +32,7 @@ final class MapCompletions<Value: Sendable>: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Completion?, Never>) in
                 let ready: Completion? = state.withLock { state in
                     if let target {
-                        if let result = state.done.removeValue(forKey: target) { return (target, result) }
+                        if let value = state.done.removeValue(forKey: target) { return (target, value) }
                     } else if let first = state.done.first {
                         state.done.removeValue(forKey: first.key)
                         return (first.key, first.value)

@@ -19,8 +19,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
 
     private struct Batch {
         let firstIndex: Int
-        let items: [Item]
-        let handle: JobHandle<MapBatch<Item>.Output>
+        let jobs: JobBatch<Item>
     }
 
     private let daemons: Daemons
@@ -30,7 +29,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     private let stopOnFirstError: Bool
     private let options: MapOptions
     private let meter: ProgressMeter?
-    private let completions = MapCompletions<MapBatch<Item>.Output>()
+    private let completions = MapCompletions<JobBatch<Item>.Outcome>()
     private var batches: [Int: Batch] = [:]
     private var batchByFirstIndex: [Int: Int] = [:]
     private var nextBatchID = 0
@@ -54,7 +53,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     }
 
     deinit {
-        for batch in batches.values { batch.handle.cancel() }
+        for batch in batches.values { batch.jobs.cancel() }
     }
 
     /// The next result, or nil when every item has been delivered (or the map stopped).
@@ -68,11 +67,11 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
                 return nil
             }
             let target = order == .input ? batchByFirstIndex[nextToDeliver] : nil
-            guard let (id, result) = await completions.take(target) else {
+            guard let (id, outcome) = await completions.take(target) else {
                 _ = stop()
                 return nil
             }
-            finished(id, result)
+            finished(id, outcome)
         }
     }
 
@@ -99,35 +98,18 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     private func submit(_ items: [Item], firstIndex: Int) {
         let id = nextBatchID
         nextBatchID += 1
-        let handle = daemons.submit(MapBatch(items: items), timeout: options.timeout, retries: options.retries)
-        batches[id] = Batch(firstIndex: firstIndex, items: items, handle: handle)
+        let jobs = daemons.submitBatch(items, timeout: options.timeout, retries: options.retries)
+        batches[id] = Batch(firstIndex: firstIndex, jobs: jobs)
         batchByFirstIndex[firstIndex] = id
         let completions = self.completions
-        handle.whenResolved { completions.put(id, $0) }
+        jobs.whenResolved { completions.put(id, $0) }
     }
 
-    private func finished(_ id: Int, _ result: Result<MapBatch<Item>.Output, JobError>) {
+    private func finished(_ id: Int, _ outcome: JobBatch<Item>.Outcome) {
         guard let batch = batches.removeValue(forKey: id) else { return }
         batchByFirstIndex.removeValue(forKey: batch.firstIndex)
-        let results: [Result<Item.Output, JobError>]
-        switch result {
-        case .success(let output):
-            resize(after: output, count: batch.items.count)
-            results = output.outcomes.map { outcome in
-                switch outcome {
-                case .success(let value): .success(value)
-                case .failure(let failure):
-                    .failure(JobError(.remote, failure.message, jobType: Item.jobTypeName, remoteErrorType: failure.errorType, location: failure.location))
-                }
-            }
-        case .failure(let error) where (error.code == .crashed || error.code == .connectionLost) && batch.items.count > 1:
-            // One of the items killed its daemon: run them one by one to find which.
-            for (offset, item) in batch.items.enumerated() { submit([item], firstIndex: batch.firstIndex + offset) }
-            return
-        case .failure(let error):
-            results = Array(repeating: .failure(error), count: batch.items.count)
-        }
-        deliver(results, from: batch.firstIndex)
+        if let runTime = outcome.runTime { resize(after: runTime, count: batch.jobs.count) }
+        deliver(outcome.results, from: batch.firstIndex)
     }
 
     private func deliver(_ results: [Result<Item.Output, JobError>], from firstIndex: Int) {
@@ -153,16 +135,17 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     private func stop() -> Bool {
         stopped = true
         exhausted = true
-        for batch in batches.values { batch.handle.cancel() }
+        for batch in batches.values { batch.jobs.cancel() }
         batches = [:]
         batchByFirstIndex = [:]
         return true
     }
 
     /// Sizes the next batches for about 4 ms of work, growing at most fourfold at a time.
-    private func resize(after output: MapBatch<Item>.Output, count: Int) {
-        guard case .automatic = options.batching, count > 0, output.runNanoseconds >= 0 else { return }
-        let perItem = max(Double(output.runNanoseconds) / Double(count), 50)
+    private func resize(after runTime: Duration, count: Int) {
+        guard case .automatic = options.batching, count > 0, runTime >= .zero else { return }
+        let (seconds, attoseconds) = runTime.components
+        let perItem = max((Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(count), 50)
         itemNanoseconds = itemNanoseconds.map { 0.5 * $0 + 0.5 * perItem } ?? perItem
         let wanted = Int(4_000_000 / itemNanoseconds!)
         batchSize = min(max(1, wanted), min(4096, batchSize * 4))

@@ -19,6 +19,8 @@ final class AttachmentTransport: Sendable {
     private let lent = Mutex<[UInt64: RemoteHold]>([:])
     private let nextToken = Atomic<UInt64>(1)
     private let sendReleased: @Sendable ([UInt64]) -> Void
+    /// Mappings of the peer's pool slots, kept between loans.
+    private let slotMappings = MappingCache()
 
     /// `sendReleased` writes a `released` message on the connection.
     init(descriptors: DescriptorChannel, sendReleased: @escaping @Sendable ([UInt64]) -> Void) {
@@ -53,7 +55,10 @@ final class AttachmentTransport: Sendable {
         for (position, (descriptor, info)) in zip(received, infos).enumerated() {
             let segment: SharedSegment
             do {
-                segment = try SharedSegment.adopt(descriptor: descriptor, minimumByteCount: Int(clamping: info.byteCount))
+                let isPoolSlot = info.releaseToken != 0
+                segment = try SharedSegment.adopt(
+                    descriptor: descriptor, minimumByteCount: Int(clamping: info.byteCount), cache: isPoolSlot ? slotMappings : nil
+                )
             } catch {
                 received[(position + 1)...].forEach { close($0) }
                 throw error
@@ -64,6 +69,12 @@ final class AttachmentTransport: Sendable {
             storages.append(SharedStorage(segment: segment, onRelease: release))
         }
         return SharedAttachmentReader(storages: storages)
+    }
+
+    /// The connection closed: the peer will lend no more slots, so the mappings kept for
+    /// its next loans go.
+    func connectionClosed() {
+        slotMappings.purge()
     }
 
     /// The peer dropped its last views of these lent slots.

@@ -47,28 +47,36 @@ enum LatencyBench {
     }
 }
 
-/// W2: 20,000 trivial jobs submitted at once, then all collected, with two daemons;
-/// through the dispatcher (one job per daemon at a time) and round-robin (pipelined).
+/// W2: 20,000 trivial jobs with two daemons: submitted at once, then all collected,
+/// through the dispatcher (one job per daemon at a time) and round-robin (pipelined);
+/// and as one `map` (which batches them).
 enum ThroughputBench {
+    static let jobs = 20_000
+
     static func run() async throws {
         for (variant, dispatch) in [("submit", DaemonOptions.Dispatch.dispatcher), ("submit-no-dispatcher", .roundRobin)] {
             var options = DaemonOptions()
             options.dispatch = dispatch
-            BenchReport.emit("W2", variant, "jobs_per_s", try await rate(options))
-        }
-    }
-
-    private static func rate(_ options: DaemonOptions) async throws -> Double {
-        let jobs = 20_000
-        var rates: [Double] = []
-        try await withDaemons(2, options: options) { daemons in
-            for round in 0..<4 {
-                let clock = ContinuousClock()
-                let start = clock.now
+            BenchReport.emit("W2", variant, "jobs_per_s", try await rate(options) { daemons in
                 let handles = (0..<jobs).map { daemons.submit(Trivial(x: $0)) }
                 for handle in handles { _ = try await handle.value }
+            })
+        }
+        BenchReport.emit("W2", "map", "jobs_per_s", try await rate(DaemonOptions()) { daemons in
+            _ = try await daemons.mapValues(0..<jobs) { Trivial(x: $0) }
+        })
+    }
+
+    /// Jobs per second of `round` (which runs `jobs` jobs), median of three after a warm-up.
+    private static func rate(_ options: DaemonOptions, _ round: (Daemons) async throws -> Void) async throws -> Double {
+        var rates: [Double] = []
+        try await withDaemons(2, options: options) { daemons in
+            for index in 0..<4 {
+                let clock = ContinuousClock()
+                let start = clock.now
+                try await round(daemons)
                 let elapsed = clock.now - start
-                if round > 0 { rates.append(Double(jobs) / (elapsed.microseconds / 1e6)) }
+                if index > 0 { rates.append(Double(jobs) / (elapsed.microseconds / 1e6)) }
             }
         }
         return Samples(rates).median
