@@ -66,7 +66,7 @@ let package = Package(
             ]
         ),
         // The README's tour as a program; the tests run it and check the README against it.
-        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow"], path: "Examples/KapselTour"),
+        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
         .target(name: "KapselArrowInterop", dependencies: ["KapselArrow", "CKapselArrow"], path: "Tests/Support/KapselArrowInterop"),

@@ -3,6 +3,7 @@
 import Distributed
 import Kapsel
 import KapselArrow
+import KapselSequences
 
 // MARK: A job
 struct Simulate: Job {
@@ -135,6 +136,34 @@ try await withDaemons(2) { daemons in
     let counter = try await daemons.spawn(Counter.self, configuration: 10, on: .daemon(1))
     print(try await counter.add(5))          // 15: the state lives in daemon 1
     print(try await counter.add(1))          // 16
+}
+
+// MARK: Many items
+try await withDaemons(2) { daemons in
+    let means = await daemons.map(1...2_000, progress: true) { Simulate(mean: Double($0), sd: 1, n: 1_000) }
+    print(means.count, try means[41].get() > 0)   // 2000 true: one Result per item, in input order
+
+    let checked = await daemons.map([1.0, -1.0, 2.0], stopOnFirstError: true) { Simulate(mean: 0, sd: $0, n: 10) }
+    if case .failure(let error) = checked[1] { print(error.message) }   // sd must be positive, got -1.0
+
+    for await (index, result) in daemons.mapStream(0..<4, order: .completion, { Simulate(mean: Double($0), sd: 1, n: 100) }) {
+        print(index, try result.get() > -10)   // as items finish; memory stays flat for any number of items
+    }
+}
+
+// MARK: Lazy sequences
+let grid = LazyIndexed(0..<6).map { Double($0) / 2 }     // nothing computed yet
+let pairs = grid.zip(grid.map { $0 * $0 }).slice(2..<5)   // still nothing
+print(pairs[1])                                           // (1.5, 2.25): computed now, only this one
+print(grid.batched(size: 4).count, grid.cycled(toCount: 9).count)   // 2 9
+
+try await withDaemons(2) { daemons in
+    let jobs = LazyIndexed(count: 500) { Simulate(mean: Double($0), sd: 1, n: 10_000) }
+    var total = 0.0
+    for try await mean in jobs.prefetch(on: daemons, buffer: 16) {   // computed ahead, delivered in order
+        total += mean
+    }
+    print(total > 100_000)                                             // true
 }
 
 // MARK: Arrow

@@ -57,6 +57,9 @@ extension ProcessTests {
             #expect(outcome.output.contains("19999998.0"))
             #expect(outcome.output.contains("\n15\n16\n"))
             #expect(outcome.output.contains("\n1.5\n"))
+            #expect(outcome.output.contains("2000 true\n"))
+            #expect(outcome.output.contains("\nsd must be positive, got -1.0\n"))
+            #expect(outcome.output.contains("\n(1.5, 2.25)\n2 9\ntrue\n"))
         }
     }
 }

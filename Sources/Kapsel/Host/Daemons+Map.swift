@@ -13,7 +13,7 @@ extension Daemons {
     /// finish resolve as `.cancelled`. `progress` draws a progress bar on standard error.
     public func map<C: Collection, J: Job>(
         _ items: C, progress: Bool = false, stopOnFirstError: Bool = false, options: MapOptions = MapOptions(),
-        _ job: @escaping (C.Element) -> J
+        isolation: isolated (any Actor)? = #isolation, _ job: @escaping (C.Element) -> J
     ) async -> [Result<J.Output, JobError>] {
         let driver = MapDriver(daemons: self, source: items.makeIterator(), total: items.count, order: .completion, progress: progress, stopOnFirstError: stopOnFirstError, options: options, makeJob: job)
         var results: [Result<J.Output, JobError>?] = Array(repeating: nil, count: items.count)
@@ -30,7 +30,8 @@ extension Daemons {
     /// Runs `job(item)` for every item and returns the outputs in input order, or throws
     /// the first error, as soon as an item fails (the rest is cancelled).
     public func mapValues<C: Collection, J: Job>(
-        _ items: C, progress: Bool = false, options: MapOptions = MapOptions(), _ job: @escaping (C.Element) -> J
+        _ items: C, progress: Bool = false, options: MapOptions = MapOptions(),
+        isolation: isolated (any Actor)? = #isolation, _ job: @escaping (C.Element) -> J
     ) async throws(JobError) -> [J.Output] {
         var values: [J.Output] = []
         values.reserveCapacity(items.count)
