@@ -31,7 +31,7 @@ public struct HostSecret: Sendable, Hashable {
 
     /// Lower-case hex digits of the secret: what a daemon is given in its environment.
     public var hex: String {
-        String(decoding: bytes.flatMap { [hexDigit($0 >> 4), hexDigit($0 & 0xf)] }, as: UTF8.self)
+        hexEncoded(bytes)
     }
 
     /// The daemon's proof: HMAC-SHA256 over the host's nonce, the daemon's nonce and the token.
@@ -74,4 +74,9 @@ private func hexValue(_ digit: UInt8) -> UInt8? {
 
 private func hexDigit(_ value: UInt8) -> UInt8 {
     value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+}
+
+/// Lower-case hex digits of `bytes`.
+package func hexEncoded(_ bytes: some Sequence<UInt8>) -> String {
+    String(decoding: bytes.flatMap { [hexDigit($0 >> 4), hexDigit($0 & 0xf)] }, as: UTF8.self)
 }

@@ -179,13 +179,13 @@ final class RawListener {
 }
 
 /// A daemon process started by a test with exactly the environment it is given.
-func startDaemonProcess(url: String, secret: String, token: String = "t") throws -> Process {
+func startDaemonProcess(url: String, secret: String, token: String = "t", environment: [String: String] = [:]) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: testDaemonPath)
     process.environment = [
         "KAPSEL_ROLE": "daemon", "KAPSEL_HOST_URL": url, "KAPSEL_SECRET": secret,
         "KAPSEL_TOKEN": token, "SWIFT_BACKTRACE": "enable=no",
-    ]
+    ].merging(environment) { _, new in new }
     process.standardOutput = Pipe()
     process.standardError = process.standardOutput
     try process.run()

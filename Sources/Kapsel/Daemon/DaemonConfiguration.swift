@@ -6,8 +6,10 @@ import Glibc
 
 /// What a daemon needs to find and join its host.
 public struct DaemonConfiguration: Sendable {
-    /// The host's address: `unix:///path/to/socket`.
+    /// The host's address: `unix:///path/to/socket`, `tcp://HOST:PORT` or `tls+tcp://HOST:PORT`.
     public var url: String
+    /// How to check the host's certificate, for a `tls+tcp://` host.
+    public var tlsTrust: DaemonTLSTrust?
     /// The per-host secret.
     public var secret: HostSecret
     /// The launch token the host issued (empty for a daemon the host did not launch).
@@ -25,9 +27,10 @@ public struct DaemonConfiguration: Sendable {
     /// Creates a configuration.
     public init(
         url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
-        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20
+        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil
     ) {
         self.url = url
+        self.tlsTrust = tlsTrust
         self.secret = secret
         self.token = token
         self.hostPID = hostPID
@@ -60,17 +63,18 @@ public struct DaemonConfiguration: Sendable {
         let descriptorChannel = take(DaemonEnvironment.descriptors).flatMap { Int32($0) }
         let inlineLimit = take(DaemonEnvironment.inlineLimit).flatMap { Int($0) } ?? 1 << 20
         let limits = take(DaemonEnvironment.maxFrameLength).flatMap { Int($0) }.map { WireLimits(maxFrameLength: $0) } ?? WireLimits()
+        let pin = take(DaemonEnvironment.tlsPin)
+        let authority = take(DaemonEnvironment.tlsAuthority)
+        let tlsTrust: DaemonTLSTrust? = pin.map { .pinnedCertificate(sha256: $0) } ?? authority.map { .certificateAuthority(path: $0) }
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
             throw DaemonConfigurationError("\(DaemonEnvironment.secret) is missing or not hex")
         }
-        return DaemonConfiguration(url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel, inlineLimit: inlineLimit)
-    }
-
-    /// The socket path of a `unix://` URL.
-    var unixSocketPath: String? {
-        url.hasPrefix("unix://") ? String(url.dropFirst("unix://".count)) : nil
+        return DaemonConfiguration(
+            url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel,
+            inlineLimit: inlineLimit, tlsTrust: tlsTrust
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 import KapselSharedMemory
 import KapselWire
 import NIOCore
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -22,12 +23,15 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     private let configuration: DaemonConfiguration
     private let registry: DaemonRegistry
     private let descriptors: DescriptorChannel?
+    /// Set when the host's TLS certificate was not the pinned one.
+    private let tlsMismatch: CertificateMismatch?
     private var state = State.awaitingChallenge
 
-    init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?) {
+    init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil) {
         self.configuration = configuration
         self.registry = registry
         self.descriptors = descriptors
+        self.tlsMismatch = tlsMismatch
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -83,6 +87,12 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let mismatch = tlsMismatch?.recorded {
+            finish(.refused, "\(mismatch); refusing to connect")
+        }
+        if error is NIOSSLError, case .awaitingChallenge = state {
+            finish(.refused, "the TLS handshake with the host failed: \(error)")
+        }
         finish(.protocolError, "the connection to the host failed: \(error)")
     }
 

@@ -16,6 +16,10 @@ enum DaemonEnvironment {
     static let descriptors = "KAPSEL_DESCRIPTOR_FD"
     /// Arrays of at least this many bytes travel as shared memory instead of bytes.
     static let inlineLimit = "KAPSEL_INLINE_LIMIT"
+    /// The SHA-256 fingerprint of the host's TLS certificate, which the daemon pins.
+    static let tlsPin = "KAPSEL_TLS_PIN"
+    /// The CA certificate (PEM file) the daemon verifies the host's TLS chain against.
+    static let tlsAuthority = "KAPSEL_TLS_CA"
     /// The largest frame the daemon accepts from the host.
     static let maxFrameLength = "KAPSEL_MAX_FRAME_LENGTH"
 }

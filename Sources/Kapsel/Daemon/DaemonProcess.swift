@@ -22,23 +22,42 @@ enum DaemonProcess {
             _ = kapsel_set_parent_death_signal(SIGKILL)
             if getppid() != hostPID { exit(.hostLost, "kapsel daemon: the host (pid \(hostPID)) is already gone") }
         }
-        guard let socketPath = configuration.unixSocketPath else {
-            exit(.configuration, "kapsel daemon: unsupported host URL \(configuration.url) (expected unix://PATH)")
+        let address: HostAddress
+        do {
+            address = try HostAddress(parsing: configuration.url)
+        } catch {
+            exit(.configuration, "kapsel daemon: \(error)")
+        }
+        var tls: DaemonTLS?
+        if address.transport == .tls {
+            guard let trust = configuration.tlsTrust else {
+                exit(.configuration, "kapsel daemon: \(address) uses TLS, but neither \(DaemonEnvironment.tlsPin) nor \(DaemonEnvironment.tlsAuthority) says which certificate to trust")
+            }
+            do {
+                tls = try DaemonTLS(trust: trust, host: address.host)
+            } catch {
+                exit(.configuration, "kapsel daemon: cannot set up TLS: \(error)")
+            }
         }
         let descriptors = configuration.descriptorChannel.map { DescriptorChannel(socket: $0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            _ = try ClientBootstrap(group: group)
-                .connectTimeout(.seconds(10))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
-                        try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(configuration: configuration, registry: registry, descriptors: descriptors))
-                    }
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { [tls] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler()) }
+                    let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+                    try channel.pipeline.syncOperations.addHandler(
+                        DaemonConnectionHandler(configuration: configuration, registry: registry, descriptors: descriptors, tlsMismatch: tls?.mismatch)
+                    )
                 }
-                .connect(unixDomainSocketPath: socketPath)
-                .wait()
+            }
+        do {
+            switch address.transport {
+            case .unix: _ = try bootstrap.connect(unixDomainSocketPath: address.host).wait()
+            case .tcp, .tls: _ = try bootstrap.connect(host: address.host, port: address.port).wait()
+            }
         } catch {
             exit(.cannotConnect, "kapsel daemon: cannot connect to \(configuration.url): \(error)")
         }

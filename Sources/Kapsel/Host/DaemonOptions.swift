@@ -28,8 +28,35 @@ public struct DaemonOptions: Sendable {
         case roundRobin
     }
 
+    /// How daemon processes are started.
+    public enum Launch: Sendable, Hashable {
+        /// As children of the host, on this machine.
+        case local
+        /// Through a shell command, for resource managers and wrappers:
+        /// `{command}` in the template is replaced by the daemon's command line (its
+        /// executable and arguments, shell-quoted), e.g. `srun --mem 512 -n 1 {command}`.
+        /// The command runs under `/bin/sh -c` as a child of the host, with the daemon's
+        /// settings — the secret included — in its environment, never on its command line.
+        /// Its exit ends the daemon's slot, which is relaunched like a crashed daemon.
+        case command(String)
+    }
+
     /// Which program the daemons run.
     public var executable: Executable = .currentProcess
+    /// How daemon processes are started.
+    public var launch: Launch = .local
+    /// Where the host listens for daemons, as a URL (`HostAddress`): nil for a private
+    /// Unix socket; `tcp://127.0.0.1:0` or `tls+tcp://[::]:5555` for daemons that
+    /// connect over the network. Port 0 picks a free port (`Daemons.url` tells which).
+    public var listen: String?
+    /// The certificate of a `tls+tcp://` host: generated and pinned by default.
+    public var tls: HostCertificate = .generated
+    /// With a certificate of your own: the CA certificate (a PEM file path on the
+    /// daemons' machines) daemons verify the host's chain against.
+    public var tlsCertificateAuthority: String?
+    /// Allow plain `tcp://` on an address other than loopback. Off by default: without
+    /// TLS, jobs and results cross the network unencrypted.
+    public var allowPlainTCP: Bool = false
     /// How jobs are handed to daemons.
     public var dispatch: Dispatch = .dispatcher
     /// How long a cancelled or timed-out job has to stop cooperatively before its

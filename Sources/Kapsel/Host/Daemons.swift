@@ -25,6 +25,10 @@ public final class Daemons: Sendable {
     public let count: Int
     /// The address daemons connect to.
     public let url: String
+    /// What a daemon must trust to join a `tls+tcp://` host (nil otherwise): a daemon
+    /// started by hand needs it in `DaemonConfiguration.tlsTrust` (or as `KAPSEL_TLS_PIN`
+    /// / `KAPSEL_TLS_CA` in its environment).
+    public let tlsTrust: DaemonTLSTrust?
     let dispatcher: Dispatcher
     /// The distributed actor system of this pool: the host side of the actors it spawns.
     public let actorSystem: KapselActorSystem
@@ -52,29 +56,40 @@ public final class Daemons: Sendable {
             arguments = extra
         }
 
-        let directory = try HostListener.makePrivateDirectory()
-        let url = "unix://\(directory)/host.sock"
+        let requested = try options.listen.map { url throws(DaemonsError) in try HostAddress(parsing: url) }
+        if let requested, requested.transport == .tcp, !requested.isLocalOnly, !options.allowPlainTCP {
+            throw DaemonsError("plain TCP on \(requested) would send jobs unencrypted over the network: use tls+tcp://, or set DaemonOptions.allowPlainTCP")
+        }
+        let tls = try requested?.transport == .tls ? HostTLS.make(options.tls, authority: options.tlsCertificateAuthority) : nil
+        let directory = requested == nil ? try HostListener.makePrivateDirectory() : nil
+        let address = requested ?? HostAddress(transport: .unix, host: "\(directory!)/host.sock", port: 0)
         let secret = HostSecret.random()
         let group = MultiThreadedEventLoopGroup.singleton
-        let launcher = LocalLauncher(executable: executable, arguments: arguments, extraEnvironment: options.environment, url: url, secret: secret, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength)
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
             makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
         )
-        let dispatcher = Dispatcher(state: state, launcher: launcher, timerLoop: group.next())
+        let dispatcher = Dispatcher(state: state, timerLoop: group.next())
         let listener: HostListener
         do {
-            listener = try await HostListener.bind(in: directory, group: group, limits: options.limits) {
+            listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
                 HostConnectionHandler(dispatcher: dispatcher, secret: secret)
             }
         } catch {
-            rmdir(directory)
-            throw DaemonsError("cannot listen on \(url): \(error)")
+            if let directory { rmdir(directory) }
+            throw DaemonsError("cannot listen on \(address): \(error)")
         }
+        let url = listener.url
+        let launcher = LocalLauncher(
+            executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: url,
+            secret: secret, tlsTrust: tls?.daemonTrust, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
+            maxFrameLength: options.limits.maxFrameLength
+        )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)
         self.count = count
         self.url = url
+        self.tlsTrust = tls?.daemonTrust
         self.dispatcher = dispatcher
         self.actorSystem = KapselActorSystem(role: .host(hostActors), inlineLimit: options.largeArrayThreshold)
         self.listener = listener
@@ -85,7 +100,7 @@ public final class Daemons: Sendable {
             if !releases.isEmpty { dispatcher.perform { $0.releaseActors(releases) } }
         }
 
-        dispatcher.perform { $0.start() }
+        dispatcher.start(launching: launcher)
         do {
             try await dispatcher.waitUntilReady(limit: options.startupTimeout)
         } catch {

@@ -20,13 +20,20 @@ final class Dispatcher: Sendable {
     /// resolved (always 0 unless the exactly-once invariant is broken): for tests.
     let resolutions = Atomic<Int>(0)
     let repeatedResolutions = Atomic<Int>(0)
-    private let launcher: any DaemonLauncher
+    /// Set by `start`, once the host listens and launchers know where daemons connect.
+    private let launcher = Mutex<(any DaemonLauncher)?>(nil)
     private let timerLoop: any EventLoop
 
-    init(state: DispatcherState, launcher: any DaemonLauncher, timerLoop: any EventLoop) {
+    init(state: DispatcherState, timerLoop: any EventLoop) {
         self.state = Mutex(state)
-        self.launcher = launcher
         self.timerLoop = timerLoop
+    }
+
+    /// Launches the first daemon of every slot with `launcher`, which also launches
+    /// their replacements.
+    func start(launching launcher: any DaemonLauncher) {
+        self.launcher.withLock { $0 = launcher }
+        perform { $0.start() }
     }
 
     /// Runs one event of the state machine and carries out the actions it returns.
@@ -58,7 +65,7 @@ final class Dispatcher: Sendable {
                 repeatedResolutions.add(1, ordering: .relaxed)
             }
         case .launch(let slot, let instance, let token):
-            launcher.launch(slot: slot, instance: instance, token: token, dispatcher: self)
+            launcher.withLock { $0 }?.launch(slot: slot, instance: instance, token: token, dispatcher: self)
         case .signal(let pid, let signal):
             ProcessSupervisor.shared.signal(pid, signal)
         case .schedule(let event, let delay):

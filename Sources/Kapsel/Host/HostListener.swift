@@ -2,27 +2,30 @@ import KapselSharedMemory
 import KapselWire
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The host's listening socket: a Unix domain socket in a private (0700) directory,
-/// where daemons connect and authenticate.
+/// The host's listening socket, where daemons connect and authenticate: a Unix domain
+/// socket in a private (0700) directory for local daemons, or a TCP port (with TLS
+/// when the address says `tls+tcp`).
 final class HostListener: Sendable {
-    /// The socket's path.
-    let socketPath: String
-    private let directory: String
+    /// Where the host listens, with the real port when port 0 was asked for.
+    let address: HostAddress
+    /// The private directory of a Unix socket, removed on close.
+    private let directory: String?
     private let channel: any Channel
 
-    private init(socketPath: String, directory: String, channel: any Channel) {
-        self.socketPath = socketPath
+    private init(address: HostAddress, directory: String?, channel: any Channel) {
+        self.address = address
         self.directory = directory
         self.channel = channel
     }
 
-    /// `unix://` URL of the socket.
-    var url: String { "unix://" + socketPath }
+    /// The URL daemons connect to.
+    var url: String { address.description }
 
     /// Makes a private directory for a socket: `mkdtemp` creates it with mode 0700.
     static func makePrivateDirectory() throws -> String {
@@ -39,30 +42,40 @@ final class HostListener: Sendable {
         throw DaemonsError("cannot create a private socket directory in /tmp: \(String(cString: strerror(errno)))")
     }
 
-    /// Binds the socket in `directory` and serves connections with `makeHandler`.
+    /// Listens at `address` (a Unix socket path inside `directory`, or a TCP address)
+    /// and serves connections with `makeHandler`, behind TLS when `tls` is given.
     static func bind(
-        in directory: String, group: any EventLoopGroup, limits: WireLimits,
+        _ address: HostAddress, directory: String?, tls: NIOSSLContext?, group: any EventLoopGroup, limits: WireLimits,
         makeHandler: @escaping @Sendable () -> HostConnectionHandler
     ) async throws -> HostListener {
-        let socketPath = directory + "/host.sock"
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, handshakeFrames: 1)))
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }
-            .bind(unixDomainSocketPath: socketPath)
-            .get()
-        return HostListener(socketPath: socketPath, directory: directory, channel: channel)
+        switch address.transport {
+        case .unix:
+            let channel = try await bootstrap.bind(unixDomainSocketPath: address.host).get()
+            return HostListener(address: address, directory: directory, channel: channel)
+        case .tcp, .tls:
+            let channel = try await bootstrap.bind(host: address.host, port: address.port).get()
+            let port = channel.localAddress?.port ?? address.port
+            return HostListener(address: address.withPort(port), directory: nil, channel: channel)
+        }
     }
 
-    /// Stops accepting connections and removes the socket and its directory.
+    /// Stops accepting connections and removes a Unix socket and its directory.
     func close() async {
         try? await channel.close()
-        unlink(socketPath)
-        rmdir(directory)
+        if let directory {
+            unlink(address.host)
+            rmdir(directory)
+        }
     }
 }
 

@@ -10,8 +10,15 @@ public enum TestJobs {
         Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self,
         Fail.self, FailTyped.self, WhoAmI.self, StoreSetting.self, ReadSetting.self, CorruptConnection.self,
         WriteMarker.self, Shapes.self, ReadSettingSlowly.self, PreconditionFailure.self,
-        MapStep.self,
+        MapStep.self, ReadEnvironment.self,
     ] + SharedMemoryJobs.all + TableJobs.all
+}
+
+/// The value of an environment variable in the daemon.
+public struct ReadEnvironment: Job {
+    public var name: String
+    public init(_ name: String) { self.name = name }
+    public func run() async throws -> String? { getenv(name).map { String(cString: $0) } }
 }
 
 /// Returns its value.

@@ -1,0 +1,165 @@
+import Crypto
+import Foundation
+import Kapsel
+import KapselTestJobs
+import KapselWire
+import Testing
+import X509
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ProcessTests {
+    @Suite("Daemons over TCP and TLS: zero-configuration TLS, certificates of your own, pins, secrets, command launchers")
+    struct RemoteTests {
+        @Test func zeroConfigurationTLSRunsJobsOnDaemonsStartedThroughACommand() async throws {
+            try await withTestDaemons(2, configure: { options in
+                options.listen = "tls+tcp://127.0.0.1:0"
+                options.launch = .command("env KAPSEL_TEST_WRAPPED=yes {command}")
+            }) { daemons in
+                let address = try HostAddress(parsing: daemons.url)
+                #expect(address.transport == .tls && address.host == "127.0.0.1" && address.port != 0)
+                guard case .pinnedCertificate(let pin) = daemons.tlsTrust else {
+                    Issue.record("a generated certificate is pinned")
+                    return
+                }
+                #expect(pin.count == 64)
+                let values = try await [daemons.submit(Echo(1)).value, daemons.submit(Echo(2)).value]
+                #expect(values == [1, 2])
+                let wrapped = try await daemons.submit(ReadEnvironment("KAPSEL_TEST_WRAPPED")).value
+                #expect(wrapped == "yes", "the template's own arguments reach the daemon")
+                let secret = try await daemons.submit(ReadEnvironment("KAPSEL_SECRET")).value
+                #expect(secret == nil, "the daemon scrubs the secret from its environment")
+                #expect(daemons.status().connections == 2)
+                let crashed = await daemons.submit(Crash(.segfault, in: .running)).result
+                #expect(crashed.error?.code == .crashed)
+                let answer = try await daemons.submit(Echo(3)).value
+                #expect(answer == 3, "a daemon behind a command is relaunched like any other")
+            }
+        }
+
+        @Test func plainTCPWorksOnLoopbackV4AndV6AndIsRefusedElsewhereUnlessAllowed() async throws {
+            for url in ["tcp://127.0.0.1:0", "tcp://[::1]:0"] {
+                try await withTestDaemons(1, configure: { $0.listen = url }) { daemons in
+                    #expect(daemons.url.hasPrefix(url.replacing(":0", with: ":")))
+                    #expect(daemons.tlsTrust == nil)
+                    let answer = try await daemons.submit(Echo(7)).value
+                    #expect(answer == 7)
+                }
+            }
+            do {
+                try await withTestDaemons(1, configure: { $0.listen = "tcp://0.0.0.0:0" }) { _ in }
+                Issue.record("plain TCP off loopback started")
+            } catch let error as DaemonsError {
+                #expect(error.message.contains("unencrypted"))
+            }
+            for bad in ["tcp://127.0.0.1", "tcp://::1:5", "udp://x:1", "tcp://[::1]:99999", "unix://relative"] {
+                #expect(throws: DaemonsError.self, "\(bad)") { try HostAddress(parsing: bad) }
+            }
+        }
+
+        @Test func aDaemonPinningAnotherCertificateIsRefusedAndSaysWhy() async throws {
+            try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
+                let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": String(repeating: "ab", count: 32)])
+                let outcome = finish(process)
+                #expect(outcome.status == DaemonExitCode.refused.rawValue)
+                #expect(outcome.output.contains("not the pinned sha256:abab"), "\(outcome.output)")
+                #expect(await eventually { daemons.status().rejectedConnections == 1 })
+                #expect(daemons.status().lastRejection?.contains("handshake") == true, "\(daemons.status().lastRejection ?? "")")
+                let answer = try await daemons.submit(Echo(8)).value
+                #expect(answer == 8)
+            }
+        }
+
+        @Test func aDaemonWithTheRightCertificateButAWrongSecretIsRefused() async throws {
+            try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
+                guard case .pinnedCertificate(let pin) = daemons.tlsTrust else {
+                    Issue.record("a generated certificate is pinned")
+                    return
+                }
+                let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": pin])
+                let outcome = finish(process)
+                #expect(outcome.status == DaemonExitCode.refused.rawValue)
+                #expect(outcome.output.contains("the host refused this daemon: authentication failed"), "\(outcome.output)")
+                #expect(daemons.status().lastRejection?.contains("authentication failed") == true)
+            }
+        }
+
+        @Test func aCertificateOfYourOwnIsVerifiedAgainstItsAuthority() async throws {
+            let authority = try TestAuthority()
+            let directory = temporaryPath("tls")
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let authorityPath = directory + "/ca.pem"
+            let otherPath = directory + "/other-ca.pem"
+            try authority.certificatePEM.write(toFile: authorityPath, atomically: true, encoding: .utf8)
+            try TestAuthority().certificatePEM.write(toFile: otherPath, atomically: true, encoding: .utf8)
+            let leaf = try authority.issueLeaf(for: "localhost")
+
+            try await withTestDaemons(1, configure: { options in
+                options.listen = "tls+tcp://localhost:0"
+                options.tls = .pem(chain: leaf.certificatePEM, privateKey: leaf.keyPEM)
+                options.tlsCertificateAuthority = authorityPath
+            }) { daemons in
+                #expect(daemons.tlsTrust == .certificateAuthority(path: authorityPath))
+                let answer = try await daemons.submit(Echo(9)).value
+                #expect(answer == 9)
+                let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_CA": otherPath])
+                let outcome = finish(process)
+                #expect(outcome.status == DaemonExitCode.refused.rawValue)
+                #expect(outcome.output.contains("TLS handshake with the host failed"), "\(outcome.output)")
+            }
+            await #expect(throws: DaemonsError.self) {
+                try await withTestDaemons(1, configure: { options in
+                    options.listen = "tls+tcp://127.0.0.1:0"
+                    options.tls = .pem(chain: leaf.certificatePEM, privateKey: leaf.keyPEM)
+                }) { _ in }
+            }
+        }
+    }
+}
+
+/// A certificate authority made for one test, and the leaf certificates it signs.
+struct TestAuthority {
+    let key = P256.Signing.PrivateKey()
+    let name: DistinguishedName
+    let certificate: Certificate
+
+    init() throws {
+        name = try DistinguishedName { CommonName("Kapsel test CA \(UUID().uuidString.prefix(8))") }
+        let now = Date()
+        certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: now - 300, notValidAfter: now + 86_400, issuer: name, subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                Critical(KeyUsage(keyCertSign: true))
+            },
+            issuerPrivateKey: Certificate.PrivateKey(key)
+        )
+    }
+
+    var certificatePEM: String {
+        get throws { try certificate.serializeAsPEM().pemString }
+    }
+
+    /// A leaf certificate for a host name, and its key, as PEM.
+    func issueLeaf(for hostName: String) throws -> (certificatePEM: String, keyPEM: String) {
+        let leafKey = P256.Signing.PrivateKey()
+        let now = Date()
+        let leaf = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(leafKey.publicKey),
+            notValidBefore: now - 300, notValidAfter: now + 86_400, issuer: name,
+            subject: try DistinguishedName { CommonName(hostName) },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                SubjectAlternativeNames([.dnsName(hostName)])
+            },
+            issuerPrivateKey: Certificate.PrivateKey(key)
+        )
+        return (try leaf.serializeAsPEM().pemString, leafKey.pemRepresentation)
+    }
+}
