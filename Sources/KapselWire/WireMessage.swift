@@ -36,6 +36,8 @@ public enum WireMessage: Sendable, Equatable {
     case releaseActors([ActorRelease])
     /// Daemon → host: how many distributed actors live in the daemon now.
     case actorCount(UInt32)
+    /// Either way, on connections with heartbeats: "still here".
+    case heartbeat
 
     /// The id that tags the descriptors of this message's attachments, if it can carry any.
     public var attachmentTag: UInt64? {
@@ -71,7 +73,7 @@ public enum WireMessage: Sendable, Equatable {
     public static let protocolVersion: UInt16 = 1
 
     enum Kind: UInt8 {
-        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount
+        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat
     }
 
     /// The name of the message's kind, for error messages.
@@ -90,6 +92,7 @@ public enum WireMessage: Sendable, Equatable {
         case .callResult: "call result"
         case .releaseActors: "release actors"
         case .actorCount: "actor count"
+        case .heartbeat: "heartbeat"
         }
     }
 }

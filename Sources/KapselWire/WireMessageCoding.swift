@@ -89,6 +89,8 @@ extension WireMessage {
         case .actorCount(let count):
             buffer.writeInteger(Kind.actorCount.rawValue)
             buffer.writeInteger(count)
+        case .heartbeat:
+            buffer.writeInteger(Kind.heartbeat.rawValue)
         }
     }
 
@@ -152,6 +154,8 @@ extension WireMessage {
             message = .actorCount(try body.read(UInt32.self, "actor count"))
         case .shutdown:
             message = .shutdown
+        case .heartbeat:
+            message = .heartbeat
         case .released:
             let count = try body.read(UInt32.self, "token count")
             guard Int(count) <= body.readableBytes / 8 else {

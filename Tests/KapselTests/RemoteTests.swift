@@ -59,6 +59,39 @@ extension ProcessTests {
             }
         }
 
+        @Test func aSilentDaemonIsDroppedWithinTheHeartbeatTimeAndANewOneJoins() async throws {
+            try await withTestDaemons(1, configure: { options in
+                options.listen = "tcp://127.0.0.1:0"
+                options.heartbeat = HeartbeatSettings(interval: .milliseconds(100), timeout: .milliseconds(600))
+            }) { daemons in
+                let pid = try await daemons.submit(WhoAmI()).value.pid
+                let busy = try await daemons.submit(BusyFor(milliseconds: 1500)).value
+                #expect(busy, "a job computing without suspending does not silence the daemon's heartbeats")
+                let handle = daemons.submit(Sleep(milliseconds: 10_000, value: 1))
+                try await Task.sleep(for: .milliseconds(100))
+                // A stopped process keeps its TCP connection open: the half-open case.
+                kill(pid, SIGSTOP)
+                defer { kill(pid, SIGKILL) }
+                let clock = ContinuousClock()
+                let start = clock.now
+                let result = await handle.result
+                let waited = clock.now - start
+                #expect(result.error?.code == .connectionLost, "\(result)")
+                #expect(result.error?.message.contains("no word from the daemon") == true, "\(result)")
+                #expect(waited < .seconds(3), "noticed after \(waited)")
+                let answer = try await daemons.submit(Echo(5)).value
+                #expect(answer == 5)
+                #expect(daemons.status().daemons[0].instance == 2)
+            }
+        }
+
+        @Test func aDaemonWhoseHostIsNotThereFailsClearly() async throws {
+            let process = try startDaemonProcess(url: "tcp://127.0.0.1:1", secret: HostSecret.random().hex)
+            let outcome = finish(process)
+            #expect(outcome.status == DaemonExitCode.cannotConnect.rawValue)
+            #expect(outcome.output.contains("cannot connect to tcp://127.0.0.1:1"), "\(outcome.output)")
+        }
+
         @Test func aDaemonPinningAnotherCertificateIsRefusedAndSaysWhy() async throws {
             try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
                 let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": String(repeating: "ab", count: 32)])

@@ -10,6 +10,8 @@ public struct DaemonConfiguration: Sendable {
     public var url: String
     /// How to check the host's certificate, for a `tls+tcp://` host.
     public var tlsTrust: DaemonTLSTrust?
+    /// Heartbeats with the host (over TCP): the daemon exits when the host falls silent.
+    public var heartbeat: HeartbeatSettings?
     /// The per-host secret.
     public var secret: HostSecret
     /// The launch token the host issued (empty for a daemon the host did not launch).
@@ -27,10 +29,11 @@ public struct DaemonConfiguration: Sendable {
     /// Creates a configuration.
     public init(
         url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
-        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil
+        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil, heartbeat: HeartbeatSettings? = nil
     ) {
         self.url = url
         self.tlsTrust = tlsTrust
+        self.heartbeat = heartbeat
         self.secret = secret
         self.token = token
         self.hostPID = hostPID
@@ -66,6 +69,7 @@ public struct DaemonConfiguration: Sendable {
         let pin = take(DaemonEnvironment.tlsPin)
         let authority = take(DaemonEnvironment.tlsAuthority)
         let tlsTrust: DaemonTLSTrust? = pin.map { .pinnedCertificate(sha256: $0) } ?? authority.map { .certificateAuthority(path: $0) }
+        let heartbeat = take(DaemonEnvironment.heartbeat).flatMap(HeartbeatSettings.init(environmentValue:))
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
@@ -73,7 +77,7 @@ public struct DaemonConfiguration: Sendable {
         }
         return DaemonConfiguration(
             url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel,
-            inlineLimit: inlineLimit, tlsTrust: tlsTrust
+            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat
         )
     }
 }

@@ -26,16 +26,19 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     /// Set when the host's TLS certificate was not the pinned one.
     private let tlsMismatch: CertificateMismatch?
     private var state = State.awaitingChallenge
+    private let heartbeat: HeartbeatMonitor?
 
     init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil) {
         self.configuration = configuration
         self.registry = registry
         self.descriptors = descriptors
         self.tlsMismatch = tlsMismatch
+        self.heartbeat = configuration.heartbeat.map(HeartbeatMonitor.init)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
+        heartbeat?.heard()
         switch (state, message) {
         case (.awaitingChallenge, .challenge(let challenge)):
             guard challenge.protocolVersion == WireMessage.protocolVersion else {
@@ -64,9 +67,19 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
                 }
             }
             state = .ready(
-                JobRunner(channel: channel, registry: registry.jobs, context: daemonContext, transport: transport, inlineLimit: configuration.inlineLimit),
+                JobRunner(
+                    channel: channel, registry: registry.jobs, context: daemonContext, transport: transport, inlineLimit: configuration.inlineLimit,
+                    startsOnLoop: configuration.heartbeat == nil
+                ),
                 ActorHost(channel: channel, system: actorSystem, factories: registry.factories, transport: transport, context: daemonContext)
             )
+            if let heartbeat = configuration.heartbeat {
+                self.heartbeat?.start(context: context) {
+                    self.finish(.hostLost, "no word from the host for \(heartbeat.timeout); it is gone or cut off")
+                }
+            }
+        case (.ready, .heartbeat):
+            break
         case (_, .refused(let reason)):
             finish(.refused, "the host refused this daemon: \(reason)")
         case (.ready(let runner, _), .run(let request)):

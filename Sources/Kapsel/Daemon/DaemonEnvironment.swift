@@ -20,6 +20,8 @@ enum DaemonEnvironment {
     static let tlsPin = "KAPSEL_TLS_PIN"
     /// The CA certificate (PEM file) the daemon verifies the host's TLS chain against.
     static let tlsAuthority = "KAPSEL_TLS_CA"
+    /// Heartbeats on the connection: `interval:timeout` in milliseconds.
+    static let heartbeat = "KAPSEL_HEARTBEAT"
     /// The largest frame the daemon accepts from the host.
     static let maxFrameLength = "KAPSEL_MAX_FRAME_LENGTH"
 }

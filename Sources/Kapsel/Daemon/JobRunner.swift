@@ -10,7 +10,9 @@ import NIOCore
 /// then on it continues on the global concurrent executor, like any task. A job that
 /// never suspends (the common short job) therefore runs and answers with no thread
 /// hop at all, which is what keeps a round trip close to the raw socket's floor.
-/// Child tasks a job starts are ordinary tasks on the global executor.
+/// On a connection with heartbeats (over TCP) jobs start on the global executor
+/// instead, so that a job computing without suspending never silences the loop that
+/// answers the host's heartbeats. Child tasks a job starts are ordinary tasks on the global executor.
 ///
 /// A cancel request cancels the running job's task (cooperative: the job sees it at
 /// its next `Task.isCancelled` check once it has suspended at least once, since the
@@ -29,16 +31,18 @@ final class JobRunner {
     private let context: DaemonContext
     private let transport: AttachmentTransport?
     private let inlineLimit: Int
+    private let startsOnLoop: Bool
     private var waiting: Deque<Waiting> = []
     private var running: (requestID: UInt64, task: Task<Void, Never>?)?
     private var starting = false
 
-    init(channel: any Channel, registry: JobRegistry, context: DaemonContext, transport: AttachmentTransport?, inlineLimit: Int) {
+    init(channel: any Channel, registry: JobRegistry, context: DaemonContext, transport: AttachmentTransport?, inlineLimit: Int, startsOnLoop: Bool) {
         self.channel = channel
         self.registry = registry
         self.context = context
         self.transport = transport
         self.inlineLimit = inlineLimit
+        self.startsOnLoop = startsOnLoop
     }
 
     func enqueue(_ request: RunRequest) {
@@ -75,7 +79,7 @@ final class JobRunner {
         while running == nil, let next = waiting.popFirst() {
             let request = next.request
             running = (request.requestID, nil)
-            let task = Task.immediate { [registry, context, inlineLimit] in
+            let work: @Sendable () async -> Void = { [registry, context, inlineLimit] in
                 let completion: RunCompletion
                 switch next.attachments {
                 case .success(let attachments):
@@ -93,6 +97,7 @@ final class JobRunner {
                     eventLoop.execute { runner.value.finished(request.requestID, completion) }
                 }
             }
+            let task = startsOnLoop ? Task.immediate(operation: work) : Task(operation: work)
             if running?.requestID == request.requestID { running?.task = task }
         }
     }

@@ -54,6 +54,10 @@ public struct DaemonOptions: Sendable {
     /// With a certificate of your own: the CA certificate (a PEM file path on the
     /// daemons' machines) daemons verify the host's chain against.
     public var tlsCertificateAuthority: String?
+    /// Heartbeats on TCP connections: a daemon silent for `timeout` (a killed machine, a
+    /// cut link) is dropped, and what it held resolves as `.connectionLost` (or is
+    /// retried, with `retries:`); a daemon whose host falls silent exits.
+    public var heartbeat = HeartbeatSettings()
     /// Allow plain `tcp://` on an address other than loopback. Off by default: without
     /// TLS, jobs and results cross the network unencrypted.
     public var allowPlainTCP: Bool = false

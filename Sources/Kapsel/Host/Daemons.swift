@@ -74,7 +74,7 @@ public final class Daemons: Sendable {
         let listener: HostListener
         do {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
-                HostConnectionHandler(dispatcher: dispatcher, secret: secret)
+                HostConnectionHandler(dispatcher: dispatcher, secret: secret, heartbeat: address.transport == .unix ? nil : options.heartbeat)
             }
         } catch {
             if let directory { rmdir(directory) }
@@ -83,7 +83,7 @@ public final class Daemons: Sendable {
         let url = listener.url
         let launcher = LocalLauncher(
             executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: url,
-            secret: secret, tlsTrust: tls?.daemonTrust, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
+            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
             maxFrameLength: options.limits.maxFrameLength
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)

@@ -28,10 +28,16 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private var transport: AttachmentTransport?
     private var handshakeTimer: Scheduled<Void>?
     private var closeReason: String?
+    private let heartbeat: HeartbeatMonitor?
+    private let heartbeatTimeout: Duration?
 
-    init(dispatcher: Dispatcher, secret: HostSecret) {
+    /// `heartbeat`: settings for connections over TCP, where a daemon can vanish
+    /// without its connection closing.
+    init(dispatcher: Dispatcher, secret: HostSecret, heartbeat: HeartbeatSettings? = nil) {
         self.dispatcher = dispatcher
         self.secret = secret
+        self.heartbeat = heartbeat.map(HeartbeatMonitor.init)
+        self.heartbeatTimeout = heartbeat?.timeout
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -50,6 +56,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
+        heartbeat?.heard()
         switch (state, message) {
         case (.awaitingHello(let nonce), .hello(let hello)):
             admit(hello, hostNonce: nonce, context: context)
@@ -76,6 +83,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
                 state.actorCountReported(slot: slot, instance: instance, count: Int(count))
                 return []
             }
+        case (.accepted, .heartbeat):
+            break
         case (.accepted, .released(let tokens)):
             transport?.peerReleased(tokens)
         case (.closed, _):
@@ -118,6 +127,11 @@ final class HostConnectionHandler: ChannelInboundHandler {
         case .accepted(let slot, let instance):
             self.transport = transport
             state = .accepted(slot: slot, instance: instance)
+            if let heartbeatTimeout {
+                heartbeat?.start(context: context) {
+                    self.violation("no word from the daemon for \(heartbeatTimeout): its machine is gone or the link is cut", context: context)
+                }
+            }
         case .refused(let reason):
             reject(reason, context: context)
         }
@@ -137,6 +151,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        heartbeat?.stop()
         transport?.connectionClosed()
         handshakeTimer?.cancel()
         if case .accepted(let slot, let instance) = state {

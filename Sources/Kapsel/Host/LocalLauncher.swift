@@ -21,7 +21,7 @@ struct LocalLauncher: DaemonLauncher {
 
     init(
         executable: String, arguments: [String], launch: DaemonOptions.Launch, extraEnvironment: [String: String], url: String,
-        secret: HostSecret, tlsTrust: DaemonTLSTrust?, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
+        secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
     ) {
         switch launch {
         case .local:
@@ -47,6 +47,7 @@ struct LocalLauncher: DaemonLauncher {
         if isDirect { environment[DaemonEnvironment.hostPID] = String(getpid()) }
         environment[DaemonEnvironment.inlineLimit] = String(inlineLimit)
         environment[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
+        if let heartbeat { environment[DaemonEnvironment.heartbeat] = heartbeat.environmentValue }
         switch tlsTrust {
         case .pinnedCertificate(let fingerprint): environment[DaemonEnvironment.tlsPin] = fingerprint
         case .certificateAuthority(let path): environment[DaemonEnvironment.tlsAuthority] = path

@@ -10,7 +10,7 @@ public enum TestJobs {
         Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self,
         Fail.self, FailTyped.self, WhoAmI.self, StoreSetting.self, ReadSetting.self, CorruptConnection.self,
         WriteMarker.self, Shapes.self, ReadSettingSlowly.self, PreconditionFailure.self,
-        MapStep.self, ReadEnvironment.self,
+        MapStep.self, ReadEnvironment.self, BusyFor.self,
     ] + SharedMemoryJobs.all + TableJobs.all
 }
 
@@ -54,6 +54,18 @@ public struct Spin: Job {
     public init() {}
     public func run() async throws -> Int {
         while true { Spin.turns &+= 1 }
+    }
+}
+
+/// Computes for `milliseconds` without ever suspending, then returns true.
+public struct BusyFor: Job {
+    public var milliseconds: Int
+    public init(milliseconds: Int) { self.milliseconds = milliseconds }
+    public func run() async throws -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(milliseconds)
+        while clock.now < deadline { Spin.turns &+= 1 }
+        return true
     }
 }
 
