@@ -4,12 +4,16 @@ import Kapsel
 import Glibc
 #endif
 
-/// W1: round trip of a trivial job with one daemon.
+/// W1: round trip of a trivial job with one daemon: over the local Unix socket, with
+/// and without the dispatcher, as an actor call, and over TLS on loopback (`tls`,
+/// with zero-configuration TLS).
 enum LatencyBench {
     static func run(floorMicroseconds: Double?) async throws {
-        for (variant, dispatch) in [("job", DaemonOptions.Dispatch.dispatcher), ("no-dispatcher", .roundRobin)] {
-            var options = DaemonOptions()
-            options.dispatch = dispatch
+        var tls = DaemonOptions()
+        tls.listen = "tls+tcp://127.0.0.1:0"
+        var roundRobin = DaemonOptions()
+        roundRobin.dispatch = .roundRobin
+        for (variant, options) in [("job", DaemonOptions()), ("no-dispatcher", roundRobin), ("tls", tls)] {
             let samples = try await withDaemons(1, options: options) { daemons in
                 for index in 0..<200 { _ = try await daemons.submit(Trivial(x: index)).value }
                 let clock = ContinuousClock()
@@ -48,15 +52,17 @@ enum LatencyBench {
 }
 
 /// W2: 20,000 trivial jobs with two daemons: submitted at once, then all collected,
-/// through the dispatcher (one job per daemon at a time) and round-robin (pipelined);
-/// and as one `map` (which batches them).
+/// through the dispatcher (one job per daemon at a time), round-robin (pipelined) and
+/// through the dispatcher over TLS on loopback; and as one `map` (which batches them).
 enum ThroughputBench {
     static let jobs = 20_000
 
     static func run() async throws {
-        for (variant, dispatch) in [("submit", DaemonOptions.Dispatch.dispatcher), ("submit-no-dispatcher", .roundRobin)] {
-            var options = DaemonOptions()
-            options.dispatch = dispatch
+        var tls = DaemonOptions()
+        tls.listen = "tls+tcp://127.0.0.1:0"
+        var roundRobin = DaemonOptions()
+        roundRobin.dispatch = .roundRobin
+        for (variant, options) in [("submit", DaemonOptions()), ("submit-no-dispatcher", roundRobin), ("submit-tls", tls)] {
             BenchReport.emit("W2", variant, "jobs_per_s", try await rate(options) { daemons in
                 let handles = (0..<jobs).map { daemons.submit(Trivial(x: $0)) }
                 for handle in handles { _ = try await handle.value }
