@@ -16,7 +16,7 @@ struct DispatcherStateTests {
         let sent = Mutex<[WireMessage]>([])
         func send(_ message: WireMessage, attachments: [SharedStorage]) { sent.withLock { $0.append(message) } }
         func close() {}
-        var peerDescription: String { "fake" }
+        var peerAddress: String? { nil }
         var runIDs: [UInt64] {
             sent.withLock { $0.compactMap { if case .run(let request) = $0 { request.requestID } else { nil } } }
         }

@@ -92,6 +92,69 @@ extension ProcessTests {
             #expect(outcome.output.contains("cannot connect to tcp://127.0.0.1:1"), "\(outcome.output)")
         }
 
+        @Test func daemonsDeployedByHandJoinLeaveAndAreReplacedByNewOnes() async throws {
+            let daemons = try await Daemons(2, options: testOptions { options in
+                options.listen = "tls+tcp://127.0.0.1:0"
+                options.launch = .manual
+            })
+            var processes: [Process] = []
+            let queued = daemons.submit(Echo(1))
+            #expect(!queued.isResolved, "no daemon yet: the job waits")
+            let commands = daemons.launchCommands()
+            #expect(commands.count == 2)
+            #expect(commands.allSatisfy { $0.contains("KAPSEL_TLS_PIN=") && $0.contains("KAPSEL_TOKEN=") && $0.hasSuffix(testDaemonPath) })
+            processes.append(try startShell(commands[0]))
+            #expect(await eventually(within: .seconds(10)) { queued.isResolved })
+            let first = try await queued.value
+            #expect(first == 1)
+            #expect(daemons.launchCommands().count == 1)
+
+            let whereabouts = try await daemons.submit(WhoAmI()).value
+            let status = daemons.status()
+            #expect(status.daemons[whereabouts.daemonIndex].address?.hasPrefix("127.0.0.1:") == true, "\(status)")
+            #expect(status.description.contains("address"))
+            let sleeping = daemons.submit(Sleep(milliseconds: 10_000, value: 0))
+            try await Task.sleep(for: .milliseconds(100))
+            kill(whereabouts.pid, SIGKILL)
+            let lost = await sleeping.result
+            #expect(lost.error?.code == .connectionLost, "\(lost)")
+
+            let again = daemons.launchCommands()
+            #expect(again.count == 2 && !again.contains(commands[0]), "the slot whose daemon left waits for a new one")
+            processes += try again.map(startShell)
+            let values = try await [daemons.submit(Echo(2)).value, daemons.submit(Echo(3)).value]
+            #expect(values == [2, 3])
+            #expect(await eventually { daemons.status().connections == 2 })
+            await daemons.stop()
+            for process in processes.dropFirst() {
+                let outcome = finish(process)
+                #expect(outcome.status == 0, "\(outcome.output)")
+            }
+        }
+
+        @Test func aHungJobOnADaemonDeployedByHandIsStoppedByClosingItsConnection() async throws {
+            let daemons = try await Daemons(1, options: testOptions { options in
+                options.listen = "tcp://127.0.0.1:0"
+                options.launch = .manual
+            })
+            let process = try startShell(daemons.launchCommands()[0])
+            let hung = await daemons.submit(Spin(), timeout: .milliseconds(200)).result
+            #expect(hung.error?.code == .timedOut)
+            let outcome = finish(process)
+            #expect(outcome.status == DaemonExitCode.hostLost.rawValue, "the daemon's work stops with it: \(outcome.output)")
+            #expect(daemons.launchCommands().count == 1)
+            await daemons.stop()
+
+            let neverJoined = try await Daemons(2, options: testOptions { options in
+                options.listen = "tcp://127.0.0.1:0"
+                options.launch = .manual
+            })
+            let waiting = neverJoined.submit(Echo(1))
+            await neverJoined.stop()
+            let stopped = await waiting.result
+            #expect(stopped.error?.code == .stopped)
+        }
+
         @Test func aDaemonPinningAnotherCertificateIsRefusedAndSaysWhy() async throws {
             try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
                 let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": String(repeating: "ab", count: 32)])

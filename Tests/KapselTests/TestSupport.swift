@@ -192,6 +192,19 @@ func startDaemonProcess(url: String, secret: String, token: String = "t", enviro
     return process
 }
 
+/// Starts `command` under `/bin/sh -c`, with only `PATH` in its environment, as a
+/// user pasting a launch command would.
+func startShell(_ command: String) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    process.environment = ["PATH": "/usr/bin:/bin"]
+    process.standardOutput = Pipe()
+    process.standardError = process.standardOutput
+    try process.run()
+    return process
+}
+
 /// Waits (at most 10 s) for a process started with `Process` and returns its status and output.
 func finish(_ process: Process) -> ProcessOutcome {
     let deadline = Date().addingTimeInterval(10)

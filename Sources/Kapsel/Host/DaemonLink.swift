@@ -8,8 +8,8 @@ protocol DaemonLink: AnyObject, Sendable {
     func send(_ message: WireMessage, attachments: [SharedStorage])
     /// Closes the connection.
     func close()
-    /// Where the daemon connected from, for status output.
-    var peerDescription: String { get }
+    /// Where a daemon connected over TCP connects from (`IP:port`); nil over a Unix socket.
+    var peerAddress: String? { get }
 }
 
 extension DaemonLink {

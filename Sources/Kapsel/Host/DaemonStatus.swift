@@ -15,10 +15,12 @@ public struct DaemonsStatus: Sendable, CustomStringConvertible {
 
     public var description: String {
         var lines = ["url: \(url)", "connections: \(connections)   waiting: \(waiting)   rejected: \(rejectedConnections)"]
-        let header = ["daemon", "online", "instance", "pid", "assigned", "complete", "crashed", "actors"]
+        let showsAddresses = daemons.contains { $0.address != nil }
+        let header = ["daemon", "online", "instance", "pid", "assigned", "complete", "crashed", "actors"] + (showsAddresses ? ["address"] : [])
         let rows = daemons.map { status in
             [String(status.index), status.online ? "yes" : "no", String(status.instance), status.pid.map(String.init) ?? "-",
              String(status.assigned), String(status.complete), String(status.crashed), String(status.actors)]
+                + (showsAddresses ? [status.address ?? "-"] : [])
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
         for row in [header] + rows {
@@ -48,4 +50,6 @@ public struct DaemonStatus: Sendable, Hashable {
     public var crashed: Int
     /// Distributed actors alive in the daemon, as it last reported.
     public var actors: Int = 0
+    /// Where a daemon connected over TCP connects from (`IP:port`).
+    public var address: String?
 }

@@ -33,6 +33,7 @@ public final class Daemons: Sendable {
     /// The distributed actor system of this pool: the host side of the actors it spawns.
     public let actorSystem: KapselActorSystem
     private let listener: HostListener
+    private let launcher: LocalLauncher
     let options: DaemonOptions
     private let releaseSweep: RepeatedTask
 
@@ -68,7 +69,7 @@ public final class Daemons: Sendable {
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
-            makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
+            launchesProcesses: options.launch != .manual, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
         )
         let dispatcher = Dispatcher(state: state, timerLoop: group.next())
         let listener: HostListener
@@ -93,6 +94,7 @@ public final class Daemons: Sendable {
         self.dispatcher = dispatcher
         self.actorSystem = KapselActorSystem(role: .host(hostActors), inlineLimit: options.largeArrayThreshold)
         self.listener = listener
+        self.launcher = launcher
         self.options = options
         let interval = TimeAmount(options.actorReleaseInterval)
         self.releaseSweep = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
@@ -101,6 +103,8 @@ public final class Daemons: Sendable {
         }
 
         dispatcher.start(launching: launcher)
+        // Daemons deployed by hand join when someone starts them: nothing to wait for.
+        guard options.launch != .manual else { return }
         do {
             try await dispatcher.waitUntilReady(limit: options.startupTimeout)
         } catch {
@@ -175,6 +179,21 @@ public final class Daemons: Sendable {
     public func status() -> DaemonsStatus {
         dispatcher.inspect { $0.status(url: url) }
     }
+    /// The shell commands that start the daemons this pool is waiting for, one per slot
+    /// without a daemon, ready to run on another machine (`DaemonOptions.Launch.manual`):
+    /// the daemon's settings as variable assignments, then `executable` (this pool's
+    /// daemon executable unless given: the path on the other machine).
+    ///
+    /// ```swift
+    /// for command in daemons.launchCommands(executable: "/opt/app/bin/worker") { print(command) }
+    /// ```
+    ///
+    /// A command holds the host's secret: hand it over like a password. Each works once;
+    /// a slot whose daemon left waits for a daemon started with its new command.
+    public func launchCommands(executable: String? = nil) -> [String] {
+        dispatcher.inspect { $0.waitingTokens }.map { launcher.shellCommand(token: $0.token, executable: executable) }
+    }
+
 
     /// Stops the daemons. Unresolved jobs resolve with `.stopped`; daemons are asked to
     /// exit and killed if they have not after `DaemonOptions.shutdownGrace`. Returns

@@ -222,12 +222,12 @@ extension DispatcherState {
 
     /// The daemon in `slot` died: its calls fail with the crash, and its actors are lost —
     /// or, under `RestartPolicy.recreate`, created again on the daemon that replaces it.
-    mutating func actorsLost(_ slot: Int, instance: Int, termination: ProcessTermination, output: String?) -> [DispatcherAction] {
+    mutating func actorsLost(_ slot: Int, instance: Int, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
         let identity = DaemonIdentity(index: slot, instance: instance, pid: nil)
         var actions: [DispatcherAction] = []
         for id in slots[slot].directCalls.sorted() {
             guard let call = calls.removeValue(forKey: id) else { continue }
-            let error = JobError(.crashed, "the daemon of \(call.actor) died with \(Self.explain(termination)) during the call", jobType: call.display, daemon: identity, termination: termination, daemonOutput: output)
+            let error = JobError(termination == nil ? .connectionLost : .crashed, "the daemon of \(call.actor) died with \(Self.explain(termination)) during the call", jobType: call.display, daemon: identity, termination: termination, daemonOutput: output)
             actions.append(.resolve(call.resolver, .failure(error)))
         }
         slots[slot].directCalls = []

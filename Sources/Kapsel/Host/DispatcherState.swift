@@ -106,7 +106,15 @@ struct DispatcherState {
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private let makeToken: @Sendable () -> String
 
-    init(slotCount: Int, mode: Mode, cancellationGrace: Duration, maxStartFailures: Int, makeToken: @escaping @Sendable () -> String) {
+    /// Whether each slot is a process the host launched and watches; false for daemons
+    /// deployed by hand, which exist for the host only as their connections.
+    let launchesProcesses: Bool
+
+    init(
+        slotCount: Int, mode: Mode, cancellationGrace: Duration, maxStartFailures: Int, launchesProcesses: Bool = true,
+        makeToken: @escaping @Sendable () -> String
+    ) {
+        self.launchesProcesses = launchesProcesses
         self.mode = mode
         self.cancellationGrace = cancellationGrace
         self.maxStartFailures = maxStartFailures
@@ -226,6 +234,11 @@ struct DispatcherState {
         guard slots[index].instance == instance, slots[index].link != nil else { return [] }
         slots[index].link = nil
         connections -= 1
+        guard launchesProcesses else {
+            // A daemon deployed by hand is gone with its connection.
+            if slots[index].killCause == nil { slots[index].killCause = .connectionFailed(reason ?? "its connection closed") }
+            return slotEnded(index, instance: instance, termination: nil, output: nil)
+        }
         guard phase == .running, let pid = slots[index].pid else { return [] }
         guard let reason else {
             return [.schedule(.disconnectGrace(slot: index, instance: instance), after: Self.disconnectGrace)]
@@ -330,9 +343,11 @@ struct DispatcherState {
             return stop(record, JobError(.timedOut, "the job did not finish within \(timeout)", jobType: record.jobType, daemon: record.slot.map { slots[$0].identity }))
         case .cancelGrace(let index, let instance, let id):
             // A daemon still holding a cancelled job is killed.
-            guard slots[index].instance == instance, slots[index].inFlight.contains(id), let pid = slots[index].pid else { return [] }
+            guard slots[index].instance == instance, slots[index].inFlight.contains(id) else { return [] }
             if slots[index].killCause == nil { slots[index].killCause = .unresponsive }
-            return [.signal(pid: pid, signal: SIGKILL)]
+            if let pid = slots[index].pid { return [.signal(pid: pid, signal: SIGKILL)] }
+            // A daemon deployed by hand is stopped by closing its connection: it exits.
+            return slots[index].link.map { [.close($0)] } ?? []
         case .stopGrace(let index, let instance):
             guard slots[index].instance == instance, let pid = slots[index].pid else { return [] }
             return [.signal(pid: pid, signal: SIGKILL)]
@@ -401,6 +416,13 @@ struct DispatcherState {
     /// The process of `slot` has ended and been reaped.
     mutating func processExited(slot index: Int, instance: Int, termination: ProcessTermination, output: String?) -> [DispatcherAction] {
         guard slots[index].instance == instance else { return [] }
+        return slotEnded(index, instance: instance, termination: termination, output: output)
+    }
+
+    /// The daemon of `slot` is gone: its process ended (`termination`), or, for a daemon
+    /// deployed by hand, its connection did (nil). What it held resolves or waits again,
+    /// and the slot starts over.
+    private mutating func slotEnded(_ index: Int, instance: Int, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
         var actions: [DispatcherAction] = []
         if let link = slots[index].link {
             actions.append(.close(link))
@@ -476,8 +498,10 @@ struct DispatcherState {
         return actions
     }
 
-    /// A termination, with the meaning of a daemon's own exit codes.
-    static func explain(_ termination: ProcessTermination) -> String {
+    /// A termination, with the meaning of a daemon's own exit codes (nil: a daemon known
+    /// only by its connection, which was lost).
+    static func explain(_ termination: ProcessTermination?) -> String {
+        guard let termination else { return "the loss of its connection" }
         if case .exited(let code) = termination, code != 0, let known = DaemonExitCode(rawValue: code) {
             return "\(termination) (\(known))"
         }
@@ -566,7 +590,7 @@ struct DispatcherState {
             if let pid = slots[index].pid {
                 // A daemon that has not connected yet cannot be told to shut down.
                 if slots[index].link == nil { actions.append(.signal(pid: pid, signal: SIGKILL)) }
-            } else if slots[index].phase != .starting {
+            } else if slots[index].phase != .starting || !launchesProcesses {
                 slots[index].phase = .stopped
             }
         }
@@ -594,6 +618,11 @@ struct DispatcherState {
 
     // MARK: Status
 
+    /// The slots waiting for a daemon to join, with the token it must present.
+    var waitingTokens: [(slot: Int, token: String)] {
+        slots.filter { $0.phase == .starting && $0.link == nil }.map { ($0.index, $0.token) }
+    }
+
     /// A snapshot for `Daemons.status()`.
     func status(url: String) -> DaemonsStatus {
         DaemonsStatus(
@@ -602,7 +631,8 @@ struct DispatcherState {
             waiting: queue.count + slots.reduce(0) { $0 + $1.pinned.count },
             daemons: slots.map { slot in
                 DaemonStatus(index: slot.index, online: slot.phase == .online, instance: slot.instance, pid: slot.pid,
-                             assigned: slot.assigned, complete: slot.complete, crashed: slot.crashed, actors: slot.actorCount)
+                             assigned: slot.assigned, complete: slot.complete, crashed: slot.crashed, actors: slot.actorCount,
+                             address: slot.link?.peerAddress)
             },
             rejectedConnections: rejected,
             lastRejection: lastRejection

@@ -113,7 +113,9 @@ final class ChannelLink: DaemonLink {
         channel.close(promise: nil)
     }
 
-    var peerDescription: String {
-        channel.remoteAddress.map { "\($0)" } ?? "local"
+    var peerAddress: String? {
+        guard let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
+
 }

@@ -16,54 +16,72 @@ struct LocalLauncher: DaemonLauncher {
     let arguments: [String]
     let environment: [String: String]
     let forwardOutput: Bool
-    /// Whether the daemon is the launched process itself (else a shell command runs it).
-    let isDirect: Bool
+    /// How daemons start.
+    let launch: DaemonOptions.Launch
+    /// The daemon's own settings (`KAPSEL_...`), without the launch token.
+    let settings: [String: String]
+    /// The daemon program and its arguments.
+    let daemonCommand: [String]
 
     init(
         executable: String, arguments: [String], launch: DaemonOptions.Launch, extraEnvironment: [String: String], url: String,
         secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
     ) {
+        self.launch = launch
+        self.daemonCommand = [executable] + arguments
         switch launch {
-        case .local:
+        case .local, .manual:
             self.executable = executable
             self.arguments = arguments
-            self.isDirect = true
         case .command(let template):
-            let command = ([executable] + arguments).map(shellQuoted).joined(separator: " ")
             self.executable = "/bin/sh"
-            self.arguments = ["-c", template.replacing("{command}", with: command)]
-            self.isDirect = false
+            self.arguments = ["-c", template.replacing("{command}", with: daemonCommand.map(shellQuoted).joined(separator: " "))]
         }
         self.forwardOutput = forwardOutput
-        var environment = currentEnvironment().filter { !$0.key.hasPrefix("KAPSEL_") }
-        environment.merge(extraEnvironment) { _, new in new }
+        var settings: [String: String] = [:]
         // The Swift crash backtracer can hang a crashing daemon for ever: off, unless
         // the caller set it explicitly for daemons.
-        if extraEnvironment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
-        environment[DaemonEnvironment.role] = DaemonEnvironment.daemonRole
-        environment[DaemonEnvironment.url] = url
-        environment[DaemonEnvironment.secret] = secret.hex
+        settings["SWIFT_BACKTRACE"] = extraEnvironment["SWIFT_BACKTRACE"] ?? "enable=no"
+        settings[DaemonEnvironment.role] = DaemonEnvironment.daemonRole
+        settings[DaemonEnvironment.url] = url
+        settings[DaemonEnvironment.secret] = secret.hex
         // A daemon behind a wrapper is not the host's child: no parent check for it.
-        if isDirect { environment[DaemonEnvironment.hostPID] = String(getpid()) }
-        environment[DaemonEnvironment.inlineLimit] = String(inlineLimit)
-        environment[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
-        if let heartbeat { environment[DaemonEnvironment.heartbeat] = heartbeat.environmentValue }
+        if launch == .local { settings[DaemonEnvironment.hostPID] = String(getpid()) }
+        settings[DaemonEnvironment.inlineLimit] = String(inlineLimit)
+        settings[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
+        if let heartbeat { settings[DaemonEnvironment.heartbeat] = heartbeat.environmentValue }
         switch tlsTrust {
-        case .pinnedCertificate(let fingerprint): environment[DaemonEnvironment.tlsPin] = fingerprint
-        case .certificateAuthority(let path): environment[DaemonEnvironment.tlsAuthority] = path
+        case .pinnedCertificate(let fingerprint): settings[DaemonEnvironment.tlsPin] = fingerprint
+        case .certificateAuthority(let path): settings[DaemonEnvironment.tlsAuthority] = path
         case nil: break
         }
+        self.settings = settings
+        var environment = currentEnvironment().filter { !$0.key.hasPrefix("KAPSEL_") }
+        environment.merge(extraEnvironment) { _, new in new }
+        environment.merge(settings) { _, new in new }
         self.environment = environment
+    }
+
+    /// The shell command that starts the daemon of the slot holding `token`, with
+    /// `executable` in place of this pool's daemon executable if given: its settings
+    /// (the secret included) as variable assignments, then the program.
+    func shellCommand(token: String, executable: String?) -> String {
+        var assignments = settings.merging([DaemonEnvironment.token: token]) { _, new in new }
+        assignments[DaemonEnvironment.hostPID] = nil
+        let program = [executable ?? daemonCommand[0]] + daemonCommand.dropFirst()
+        return (assignments.sorted { $0.key < $1.key }.map { "\($0.key)=\(shellQuoted($0.value))" } + program.map(shellQuoted)).joined(separator: " ")
     }
 
     /// A direct child gets a descriptor channel (its descriptor 3) for shared memory;
     /// a daemon started through a command may run elsewhere and gets none.
+    /// A daemon deployed by hand is not launched: it joins with the slot's token.
     func launch(slot: Int, instance: Int, token: String, dispatcher: Dispatcher) {
+        guard launch != .manual else { return }
         var environment = self.environment
         environment[DaemonEnvironment.token] = token
         var request = ProcessSupervisor.SpawnRequest(executable: executable, arguments: arguments, environment: environment, forwardOutput: forwardOutput)
         var descriptors: DescriptorChannel?
-        if isDirect {
+        if launch == .local {
             do {
                 let (hostEnd, daemonEnd) = try DescriptorChannel.pair()
                 descriptors = hostEnd
