@@ -155,6 +155,32 @@ extension ProcessTests {
             #expect(stopped.error?.code == .stopped)
         }
 
+        @Test(arguments: [false, true])
+        func sshStartsDaemonsThatRunJobsAndEndWithTheHost(tunnelled: Bool) async throws {
+            let server = try SSHServer()
+            let tunnelPort = try SSHServer.freePort()
+            var pids: [Int32] = []
+            try await withTestDaemons(2, configure: { options in
+                options.listen = tunnelled ? "tcp://127.0.0.1:0" : "tls+tcp://127.0.0.1:0"
+                options.launch = .ssh(SSHLaunch(
+                    destination: "\(server.user)@127.0.0.1", port: server.port, identityFile: server.clientKey, options: server.clientOptions,
+                    tunnelPort: tunnelled ? tunnelPort : nil
+                ))
+            }) { daemons in
+                let answers = try await daemons.mapValues(0..<20) { Echo($0) }
+                #expect(answers == Array(0..<20))
+                let secret = try await daemons.submit(ReadEnvironment("KAPSEL_SECRET")).value
+                #expect(secret == nil)
+                let url = try await daemons.submit(ReadEnvironment("KAPSEL_HOST_URL")).value
+                #expect(url == nil, "read and scrubbed")
+                pids = try await daemons.everywhere(WhoAmI()).map { try $0.get().pid }
+                #expect(Set(pids).count == 2, "two daemons")
+                #expect(daemons.status().daemons.allSatisfy { $0.online && $0.address?.hasPrefix("127.0.0.1:") == true })
+            }
+            #expect(await eventually { pids.allSatisfy { !processExists($0) } }, "the daemons end with the host")
+            withExtendedLifetime(server) {}
+        }
+
         @Test func aDaemonPinningAnotherCertificateIsRefusedAndSaysWhy() async throws {
             try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
                 let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": String(repeating: "ab", count: 32)])

@@ -60,7 +60,8 @@ public struct DaemonConfiguration: Sendable {
             return value
         }
         let url = take(DaemonEnvironment.url)
-        let secretHex = take(DaemonEnvironment.secret)
+        var secretHex = take(DaemonEnvironment.secret)
+        if secretHex == nil, take(DaemonEnvironment.secretOnStandardInput) == "1" { secretHex = readLine(strippingNewline: true) }
         let token = take(DaemonEnvironment.token) ?? ""
         let hostPID = take(DaemonEnvironment.hostPID).flatMap { Int32($0) }
         let descriptorChannel = take(DaemonEnvironment.descriptors).flatMap { Int32($0) }

@@ -8,6 +8,8 @@ enum DaemonEnvironment {
     static let url = "KAPSEL_HOST_URL"
     /// The per-host secret, hex.
     static let secret = "KAPSEL_SECRET"
+    /// `1`: the secret comes as the first line of standard input (over SSH).
+    static let secretOnStandardInput = "KAPSEL_SECRET_STDIN"
     /// The launch token that tells the host which slot this daemon fills.
     static let token = "KAPSEL_TOKEN"
     /// The host's pid, to notice a host that died before the daemon set its parent-death signal.

@@ -39,6 +39,8 @@ public struct DaemonOptions: Sendable {
         /// settings — the secret included — in its environment, never on its command line.
         /// Its exit ends the daemon's slot, which is relaunched like a crashed daemon.
         case command(String)
+        /// On another machine over SSH.
+        case ssh(SSHLaunch)
         /// By you: `Daemons.launchCommands()` gives the command for each daemon the pool
         /// waits for, to run wherever you like. The pool starts without waiting; jobs
         /// queue until daemons join. A daemon that leaves (its connection closes or falls

@@ -7,10 +7,12 @@ import Glibc
 
 /// Starts daemons as child processes of the host: the host's own executable (or a
 /// given one) with the daemon role and connection details in its environment, either
-/// directly or through a shell command template (`DaemonOptions.Launch.command`).
+/// directly, through a shell command template (`DaemonOptions.Launch.command`) or
+/// through `ssh` (`.ssh`); or, for `.manual`, not at all.
 ///
-/// The secret travels in the environment, never on the command line (where `ps`
-/// would show it); the daemon removes it from its environment once read.
+/// The secret travels in the environment (or, over SSH, through a pipe), never on a
+/// command line (where `ps` would show it); the daemon removes it from its environment
+/// once read.
 struct LocalLauncher: DaemonLauncher {
     let executable: String
     let arguments: [String]
@@ -36,6 +38,10 @@ struct LocalLauncher: DaemonLauncher {
         case .command(let template):
             self.executable = "/bin/sh"
             self.arguments = ["-c", template.replacing("{command}", with: daemonCommand.map(shellQuoted).joined(separator: " "))]
+        case .ssh:
+            // The command names the slot (its token, its tunnel): made at each launch.
+            self.executable = "/bin/sh"
+            self.arguments = []
         }
         self.forwardOutput = forwardOutput
         var settings: [String: String] = [:]
@@ -65,9 +71,16 @@ struct LocalLauncher: DaemonLauncher {
     /// The shell command that starts the daemon of the slot holding `token`, with
     /// `executable` in place of this pool's daemon executable if given: its settings
     /// (the secret included) as variable assignments, then the program.
-    func shellCommand(token: String, executable: String?) -> String {
+    /// Over SSH the secret is left out (it comes through standard input) and the URL
+    /// may be the daemon's end of a tunnel.
+    func shellCommand(token: String, executable: String?, url: HostAddress? = nil, secretThroughStandardInput: Bool = false) -> String {
         var assignments = settings.merging([DaemonEnvironment.token: token]) { _, new in new }
         assignments[DaemonEnvironment.hostPID] = nil
+        if let url { assignments[DaemonEnvironment.url] = url.description }
+        if secretThroughStandardInput {
+            assignments[DaemonEnvironment.secret] = nil
+            assignments[DaemonEnvironment.secretOnStandardInput] = "1"
+        }
         let program = [executable ?? daemonCommand[0]] + daemonCommand.dropFirst()
         return (assignments.sorted { $0.key < $1.key }.map { "\($0.key)=\(shellQuoted($0.value))" } + program.map(shellQuoted)).joined(separator: " ")
     }
@@ -79,6 +92,11 @@ struct LocalLauncher: DaemonLauncher {
         guard launch != .manual else { return }
         var environment = self.environment
         environment[DaemonEnvironment.token] = token
+        var arguments = self.arguments
+        if case .ssh(let ssh) = launch, let url = try? HostAddress(parsing: settings[DaemonEnvironment.url] ?? "") {
+            let remote = shellCommand(token: token, executable: ssh.remoteExecutable, url: ssh.daemonURL(url, slot: slot), secretThroughStandardInput: true)
+            arguments = ["-c", ssh.shellCommand(remoteCommand: remote, slot: slot, hostPort: url.port)]
+        }
         var request = ProcessSupervisor.SpawnRequest(executable: executable, arguments: arguments, environment: environment, forwardOutput: forwardOutput)
         var descriptors: DescriptorChannel?
         if launch == .local {
