@@ -38,6 +38,9 @@ public enum WireMessage: Sendable, Equatable {
     case actorCount(UInt32)
     /// Either way, on connections with heartbeats: "still here".
     case heartbeat
+    /// Either way, on connections without a descriptor channel (over TCP): bytes of an
+    /// attachment of the message tagged `tag`, sent ahead of that message.
+    case attachmentChunk(AttachmentChunk)
 
     /// The id that tags the descriptors of this message's attachments, if it can carry any.
     public var attachmentTag: UInt64? {
@@ -73,7 +76,8 @@ public enum WireMessage: Sendable, Equatable {
     public static let protocolVersion: UInt16 = 1
 
     enum Kind: UInt8 {
-        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat
+        case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat,
+            attachmentChunk
     }
 
     /// The name of the message's kind, for error messages.
@@ -93,6 +97,7 @@ public enum WireMessage: Sendable, Equatable {
         case .releaseActors: "release actors"
         case .actorCount: "actor count"
         case .heartbeat: "heartbeat"
+        case .attachmentChunk: "attachment chunk"
         }
     }
 }
@@ -173,8 +178,49 @@ public struct RunRequest: Sendable, Equatable {
     }
 }
 
+/// A piece of an attachment streamed on the connection: `bytes` go at `offset` of
+/// attachment `index` (of `byteCount` bytes in all) of the message tagged `tag`.
+/// Pieces of one attachment arrive in order, and before the message.
+public struct AttachmentChunk: Sendable, Equatable {
+    /// The tag of the message the attachment belongs to.
+    public var tag: UInt64
+    /// Which of the message's attachments.
+    public var index: UInt32
+    /// The attachment's whole size.
+    public var byteCount: UInt64
+    /// Where `bytes` go in it.
+    public var offset: UInt64
+    /// The bytes (a slice of the frame, not a copy).
+    public var bytes: ByteBuffer
+
+    /// A chunk.
+    public init(tag: UInt64, index: UInt32, byteCount: UInt64, offset: UInt64, bytes: ByteBuffer) {
+        self.tag = tag
+        self.index = index
+        self.byteCount = byteCount
+        self.offset = offset
+        self.bytes = bytes
+    }
+
+    /// A complete frame holding a chunk whose bytes are copied once, from `bytes`.
+    public static func frame(
+        tag: UInt64, index: UInt32, byteCount: UInt64, offset: UInt64, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 4 + 1 + 28 + bytes.count)
+        buffer.writeInteger(UInt32(1 + 28 + bytes.count))
+        buffer.writeInteger(WireMessage.Kind.attachmentChunk.rawValue)
+        buffer.writeInteger(tag)
+        buffer.writeInteger(index)
+        buffer.writeInteger(byteCount)
+        buffer.writeInteger(offset)
+        buffer.writeBytes(bytes)
+        return buffer
+    }
+}
+
 /// What the receiver of a message is told about one of its attachments; the memory
-/// itself travels out of band (a descriptor on the same machine).
+/// itself travels out of band (a descriptor on the same machine) or in chunks ahead of
+/// the message (over TCP).
 public struct AttachmentInfo: Sendable, Hashable {
     /// The attachment's size in bytes; the receiver checks the memory it gets is at least this big.
     public var byteCount: UInt64

@@ -24,6 +24,7 @@ extension WireMessage {
         case .call(let request): request.payload.readableBytes + request.name.utf8.count + request.attachments.count * 16
         case .callResult(let result): result.outcome.payloadSize
         case .result(let result): result.outcome.payloadSize
+        case .attachmentChunk(let chunk): chunk.bytes.readableBytes
         default: 0
         }
     }
@@ -91,6 +92,13 @@ extension WireMessage {
             buffer.writeInteger(count)
         case .heartbeat:
             buffer.writeInteger(Kind.heartbeat.rawValue)
+        case .attachmentChunk(let chunk):
+            buffer.writeInteger(Kind.attachmentChunk.rawValue)
+            buffer.writeInteger(chunk.tag)
+            buffer.writeInteger(chunk.index)
+            buffer.writeInteger(chunk.byteCount)
+            buffer.writeInteger(chunk.offset)
+            buffer.writeImmutableBuffer(chunk.bytes)
         }
     }
 
@@ -156,6 +164,15 @@ extension WireMessage {
             message = .shutdown
         case .heartbeat:
             message = .heartbeat
+        case .attachmentChunk:
+            let tag = try body.read(UInt64.self, "chunk tag")
+            let index = try body.read(UInt32.self, "chunk index")
+            let byteCount = try body.read(UInt64.self, "attachment size")
+            let offset = try body.read(UInt64.self, "chunk offset")
+            guard offset <= byteCount, UInt64(body.readableBytes) <= byteCount - offset else {
+                throw malformed("a chunk of \(body.readableBytes) bytes at \(offset) overflows its attachment of \(byteCount) bytes")
+            }
+            message = .attachmentChunk(AttachmentChunk(tag: tag, index: index, byteCount: byteCount, offset: offset, bytes: body.readSlice(length: body.readableBytes)!))
         case .released:
             let count = try body.read(UInt32.self, "token count")
             guard Int(count) <= body.readableBytes / 8 else {

@@ -181,6 +181,86 @@ extension ProcessTests {
             withExtendedLifetime(server) {}
         }
 
+        @Test func sharedArraysAreStreamedToADaemonWithoutADescriptorChannelAndBack() async throws {
+            try await withTestDaemons(1, configure: { options in
+                options.listen = "tls+tcp://127.0.0.1:0"
+                options.launch = .command("{command}")
+            }) { daemons in
+                let count = 25_000_000   // 200 MB
+                let input = try SharedArray<Double>(count: count) { values in
+                    for index in values.indices { values[index] = Double(index % 1000) }
+                }
+                let before = MemoryUsage.current()
+                let output = try await daemons.submit(SumAndDouble(input: input)).value
+                let after = MemoryUsage.current()
+                #expect(output.sum == Double(count / 1000) * 499_500)
+                #expect(output.doubled.count == count)
+                let intact = output.doubled.withUnsafeBufferPointer { doubled in
+                    doubled.indices.allSatisfy { doubled[$0] == 2 * Double($0 % 1000) }
+                }
+                #expect(intact, "every value came back")
+                let growthMB = (after.residentAnonymousKB - before.residentAnonymousKB) / 1024
+                #expect(growthMB < 64, "the host streamed 200 MB each way with \(growthMB) MB of private memory")
+            }
+        }
+
+        @Test func aStreamedAttachmentOverTheLimitBreaksOnlyItsConnection() async throws {
+            try await withTestDaemons(1, configure: { options in
+                options.listen = "tcp://127.0.0.1:0"
+                options.launch = .command("{command}")
+                options.limits.maxAttachmentLength = 1 << 20
+            }) { daemons in
+                let input = try SharedArray<Double>(count: 1 << 18) { $0.initialize(repeating: 1) }   // 2 MiB
+                let result = await daemons.submit(SumAndDouble(input: input)).result
+                #expect(result.error?.code == .connectionLost, "\(result)")
+                #expect(result.error?.message.contains("exceeds the limit") == true, "\(result)")
+                let answer = try await daemons.submit(Echo(1)).value
+                #expect(answer == 1)
+            }
+        }
+
+        @Test func aDaemonInItsOwnNetworkNamespaceJoinsOverTLSAndOutlivesACutLink() async throws {
+            let namespace = try NetworkNamespace()
+            defer { namespace.remove() }
+            try await withTestDaemons(1, configure: { options in
+                options.listen = "tls+tcp://\(namespace.hostAddress):0"
+                options.launch = .command("/usr/sbin/ip netns exec \(namespace.name) {command}")
+                options.heartbeat = HeartbeatSettings(interval: .milliseconds(200), timeout: .seconds(1))
+            }) { daemons in
+                let first = try await daemons.submit(Echo(1)).value
+                #expect(first == 1)
+                let address = daemons.status().daemons[0].address
+                #expect(address?.hasPrefix(namespace.daemonAddress + ":") == true, "the daemon connects from its namespace: \(address ?? "-")")
+
+                let count = 25_000_000   // 200 MB each way
+                let input = try SharedArray<Double>(count: count) { values in
+                    for index in values.indices { values[index] = Double(index % 1000) }
+                }
+                let output = try await daemons.submit(SumAndDouble(input: input)).value
+                #expect(output.sum == Double(count / 1000) * 499_500)
+                let intact = output.doubled.withUnsafeBufferPointer { doubled in
+                    doubled.count == count && doubled.indices.allSatisfy { doubled[$0] == 2 * Double($0 % 1000) }
+                }
+                #expect(intact)
+
+                let sleeping = daemons.submit(Sleep(milliseconds: 30_000, value: 1))
+                try await Task.sleep(for: .milliseconds(300))
+                try namespace.setLink(up: false)
+                let clock = ContinuousClock()
+                let start = clock.now
+                let lost = await sleeping.result
+                let waited = clock.now - start
+                try namespace.setLink(up: true)
+                #expect(lost.error?.code == .connectionLost, "\(lost)")
+                #expect(waited < .seconds(4), "the cut was noticed after \(waited)")
+
+                #expect(await eventually(within: .seconds(30)) { daemons.status().daemons[0].online })
+                let again = try await daemons.submit(Echo(2)).value
+                #expect(again == 2)
+                #expect(daemons.status().daemons[0].instance >= 2, "a new daemon joined after the cut")
+            }
+        }
+
         @Test func aDaemonPinningAnotherCertificateIsRefusedAndSaysWhy() async throws {
             try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
                 let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": String(repeating: "ab", count: 32)])

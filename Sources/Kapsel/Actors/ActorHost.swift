@@ -23,22 +23,22 @@ final class ActorHost {
 
     private let channel: any Channel
     private let executor: ActorCallExecutor
-    private let transport: AttachmentTransport?
+    private let carrier: any AttachmentCarrier
     private let context: DaemonContext
     private var mailboxes: [KapselActorID: Mailbox] = [:]
     /// Calls and creations under way, with their task once `Task.immediate` returned it.
     private var active: [UInt64: Task<Void, Never>?] = [:]
 
-    init(channel: any Channel, system: KapselActorSystem, factories: [String: ActorFactory], transport: AttachmentTransport?, context: DaemonContext) {
+    init(channel: any Channel, system: KapselActorSystem, factories: [String: ActorFactory], carrier: any AttachmentCarrier, context: DaemonContext) {
         self.channel = channel
         self.executor = ActorCallExecutor(system: system, factories: factories)
-        self.transport = transport
+        self.carrier = carrier
         self.context = context
     }
 
     func handle(_ request: CallRequest) {
         let waiting = Waiting(request: request, attachments: Result {
-            try receiveAttachments(request.attachments, tag: request.callID, through: transport)
+            try receiveAttachments(request.attachments, tag: request.callID, through: carrier)
         })
         switch request.kind {
         case .create:
@@ -110,7 +110,7 @@ final class ActorHost {
     }
 
     private func send(_ result: RunResult, attachments: [SharedStorage]) {
-        writeResult(result, attachments: attachments, through: transport, on: channel, as: WireMessage.callResult)
+        writeResult(result, attachments: attachments, through: carrier, as: WireMessage.callResult)
     }
 }
 

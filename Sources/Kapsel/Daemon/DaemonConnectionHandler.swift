@@ -27,6 +27,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     private let tlsMismatch: CertificateMismatch?
     private var state = State.awaitingChallenge
     private let heartbeat: HeartbeatMonitor?
+    private var carrier: (any AttachmentCarrier)?
 
     init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil) {
         self.configuration = configuration
@@ -61,17 +62,14 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             registry.actors.observeCount { count in
                 channel.writeAndFlush(WireMessage.actorCount(UInt32(count)).frame(allocator: channel.allocator), promise: nil)
             }
-            let transport = descriptors.map { descriptors in
-                AttachmentTransport(descriptors: descriptors) { tokens in
-                    channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
-                }
-            }
+            let carrier = makeCarrier(channel: channel, descriptors: descriptors, limits: configuration.limits)
+            self.carrier = carrier
             state = .ready(
                 JobRunner(
-                    channel: channel, registry: registry.jobs, context: daemonContext, transport: transport, inlineLimit: configuration.inlineLimit,
+                    channel: channel, registry: registry.jobs, context: daemonContext, carrier: carrier, inlineLimit: configuration.inlineLimit,
                     startsOnLoop: configuration.heartbeat == nil
                 ),
-                ActorHost(channel: channel, system: actorSystem, factories: registry.factories, transport: transport, context: daemonContext)
+                ActorHost(channel: channel, system: actorSystem, factories: registry.factories, carrier: carrier, context: daemonContext)
             )
             if let heartbeat = configuration.heartbeat {
                 self.heartbeat?.start(context: context) {
@@ -80,6 +78,12 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             }
         case (.ready, .heartbeat):
             break
+        case (.ready, .attachmentChunk(let chunk)):
+            do {
+                try carrier?.received(chunk)
+            } catch {
+                finish(.protocolError, "cannot receive streamed shared memory from the host: \(error)")
+            }
         case (_, .refused(let reason)):
             finish(.refused, "the host refused this daemon: \(reason)")
         case (.ready(let runner, _), .run(let request)):
@@ -107,6 +111,11 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             finish(.refused, "the TLS handshake with the host failed: \(error)")
         }
         finish(.protocolError, "the connection to the host failed: \(error)")
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        carrier?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -29,25 +29,25 @@ final class JobRunner {
     private let channel: any Channel
     private let registry: JobRegistry
     private let context: DaemonContext
-    private let transport: AttachmentTransport?
+    private let carrier: any AttachmentCarrier
     private let inlineLimit: Int
     private let startsOnLoop: Bool
     private var waiting: Deque<Waiting> = []
     private var running: (requestID: UInt64, task: Task<Void, Never>?)?
     private var starting = false
 
-    init(channel: any Channel, registry: JobRegistry, context: DaemonContext, transport: AttachmentTransport?, inlineLimit: Int, startsOnLoop: Bool) {
+    init(channel: any Channel, registry: JobRegistry, context: DaemonContext, carrier: any AttachmentCarrier, inlineLimit: Int, startsOnLoop: Bool) {
         self.channel = channel
         self.registry = registry
         self.context = context
-        self.transport = transport
+        self.carrier = carrier
         self.inlineLimit = inlineLimit
         self.startsOnLoop = startsOnLoop
     }
 
     func enqueue(_ request: RunRequest) {
         waiting.append(Waiting(request: request, attachments: Result {
-            try receiveAttachments(request.attachments, tag: request.requestID, through: transport)
+            try receiveAttachments(request.attachments, tag: request.requestID, through: carrier)
         }))
         startNextIfIdle()
     }
@@ -64,7 +64,7 @@ final class JobRunner {
 
     /// The host dropped its last views of shared memory this daemon lent from a pool.
     func peerReleased(_ tokens: [UInt64]) {
-        transport?.peerReleased(tokens)
+        carrier.peerReleased(tokens)
     }
 
     /// Starts waiting jobs while none is running. A job that finishes without
@@ -109,6 +109,6 @@ final class JobRunner {
     }
 
     private func send(_ result: RunResult, attachments: [SharedStorage]) {
-        writeResult(result, attachments: attachments, through: transport, on: channel, as: WireMessage.result)
+        writeResult(result, attachments: attachments, through: carrier, as: WireMessage.result)
     }
 }

@@ -75,7 +75,7 @@ public final class Daemons: Sendable {
         let listener: HostListener
         do {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
-                HostConnectionHandler(dispatcher: dispatcher, secret: secret, heartbeat: address.transport == .unix ? nil : options.heartbeat)
+                HostConnectionHandler(dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.heartbeat)
             }
         } catch {
             if let directory { rmdir(directory) }

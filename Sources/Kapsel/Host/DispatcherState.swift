@@ -439,7 +439,10 @@ struct DispatcherState {
         let identity = DaemonIdentity(index: index, instance: instance, pid: nil)
         let neverOnline = slots[index].phase == .starting
         actions += actorsLost(index, instance: instance, termination: termination, output: output)
-        let cause = slots[index].killCause
+        // A daemon that exits because its connection broke (a cut link noticed on its
+        // side first) lost the connection: it did not crash.
+        let lostHost = termination == .exited(code: DaemonExitCode.hostLost.rawValue)
+        let cause = slots[index].killCause ?? (lostHost ? .connectionFailed("the daemon lost its connection to the host and exited") : nil)
         let inFlight = slots[index].inFlight
         slots[index].inFlight = []
 

@@ -25,17 +25,19 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private let dispatcher: Dispatcher
     private let secret: HostSecret
     private var state = State.closed
-    private var transport: AttachmentTransport?
+    private var carrier: (any AttachmentCarrier)?
     private var handshakeTimer: Scheduled<Void>?
     private var closeReason: String?
     private let heartbeat: HeartbeatMonitor?
     private let heartbeatTimeout: Duration?
+    private let limits: WireLimits
 
     /// `heartbeat`: settings for connections over TCP, where a daemon can vanish
     /// without its connection closing.
-    init(dispatcher: Dispatcher, secret: HostSecret, heartbeat: HeartbeatSettings? = nil) {
+    init(dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil) {
         self.dispatcher = dispatcher
         self.secret = secret
+        self.limits = limits
         self.heartbeat = heartbeat.map(HeartbeatMonitor.init)
         self.heartbeatTimeout = heartbeat?.timeout
     }
@@ -63,7 +65,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
         case (.accepted(let slot, let instance), .result(let result)):
             let attachments: SharedAttachmentReader?
             do {
-                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: transport)
+                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: carrier!)
             } catch {
                 violation("cannot receive the shared memory of a result: \(error)", context: context)
                 return
@@ -72,7 +74,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
         case (.accepted(let slot, let instance), .callResult(let result)):
             let attachments: SharedAttachmentReader?
             do {
-                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: transport)
+                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: carrier!)
             } catch {
                 violation("cannot receive the shared memory of a call's result: \(error)", context: context)
                 return
@@ -85,8 +87,14 @@ final class HostConnectionHandler: ChannelInboundHandler {
             }
         case (.accepted, .heartbeat):
             break
+        case (.accepted, .attachmentChunk(let chunk)):
+            do {
+                try carrier?.received(chunk)
+            } catch {
+                violation("cannot receive streamed shared memory: \(error)", context: context)
+            }
         case (.accepted, .released(let tokens)):
-            transport?.peerReleased(tokens)
+            carrier?.peerReleased(tokens)
         case (.closed, _):
             break
         default:
@@ -107,16 +115,14 @@ final class HostConnectionHandler: ChannelInboundHandler {
         }
         let hostProof = secret.hostProof(hostNonce: hostNonce, daemonNonce: hello.nonce)
         var admission = DispatcherState.Admission.refused("not admitted")
-        var transport: AttachmentTransport?
+        var carrier: (any AttachmentCarrier)?
         let channel = context.channel
+        let limits = self.limits
         dispatcher.perform { state in
             let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, connect: { descriptors in
-                transport = descriptors.map { descriptors in
-                    AttachmentTransport(descriptors: descriptors) { tokens in
-                        channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
-                    }
-                }
-                return ChannelLink(channel: channel, transport: transport)
+                let made = makeCarrier(channel: channel, descriptors: descriptors, limits: limits)
+                carrier = made
+                return ChannelLink(channel: channel, carrier: made)
             }, welcome: { index, instance in
                 .welcome(Welcome(daemonIndex: UInt32(index), instance: UInt32(instance), proof: hostProof))
             })
@@ -125,7 +131,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
         }
         switch admission {
         case .accepted(let slot, let instance):
-            self.transport = transport
+            self.carrier = carrier
             state = .accepted(slot: slot, instance: instance)
             if let heartbeatTimeout {
                 heartbeat?.start(context: context) {
@@ -150,9 +156,14 @@ final class HostConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        carrier?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         heartbeat?.stop()
-        transport?.connectionClosed()
+        carrier?.connectionClosed()
         handshakeTimer?.cancel()
         if case .accepted(let slot, let instance) = state {
             let reason = closeReason

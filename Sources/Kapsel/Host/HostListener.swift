@@ -82,31 +82,22 @@ final class HostListener: Sendable {
 /// The host's end of a daemon connection, as the dispatcher sees it.
 final class ChannelLink: DaemonLink {
     private let channel: any Channel
-    private let transport: AttachmentTransport?
+    private let carrier: any AttachmentCarrier
 
-    init(channel: any Channel, transport: AttachmentTransport?) {
+    init(channel: any Channel, carrier: any AttachmentCarrier) {
         self.channel = channel
-        self.transport = transport
+        self.carrier = carrier
     }
 
-    /// Descriptors first, then the frame, so the daemon finds them when it reads the
-    /// message. A daemon that cannot take them has a broken connection: it is closed, and
-    /// what it held resolves as `connectionLost`.
+    /// The message, with its shared memory carried ahead of it. A daemon that cannot
+    /// take that memory has a broken connection: it is closed, and what it held
+    /// resolves as `connectionLost`.
     func send(_ message: WireMessage, attachments: [SharedStorage]) {
-        var message = message
-        if !attachments.isEmpty, let tag = message.attachmentTag {
-            guard let transport else {
-                channel.pipeline.fireErrorCaught(SharedMemoryError("this daemon cannot receive shared memory (no descriptor channel)"))
-                return
-            }
-            do {
-                message = message.withAttachments(try transport.send(attachments, tag: tag))
-            } catch {
-                channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
-                return
-            }
+        do {
+            try carrier.write(message, attachments: attachments)
+        } catch {
+            channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
         }
-        channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
     }
 
     func close() {

@@ -14,23 +14,38 @@ import Glibc
 /// A slot this side lends stays held until the peer sends its token back (`released`),
 /// or until this transport is gone with its connection. A pooled attachment this
 /// side receives sends its token back when its last view dies.
-final class AttachmentTransport: Sendable {
+final class AttachmentTransport: AttachmentCarrier {
     private let descriptors: DescriptorChannel
+    private let channel: any Channel
     private let lent = Mutex<[UInt64: RemoteHold]>([:])
     private let nextToken = Atomic<UInt64>(1)
-    private let sendReleased: @Sendable ([UInt64]) -> Void
     /// Mappings of the peer's pool slots, kept between loans.
     private let slotMappings = MappingCache()
 
-    /// `sendReleased` writes a `released` message on the connection.
-    init(descriptors: DescriptorChannel, sendReleased: @escaping @Sendable ([UInt64]) -> Void) {
+    init(descriptors: DescriptorChannel, channel: any Channel) {
         self.descriptors = descriptors
-        self.sendReleased = sendReleased
+        self.channel = channel
     }
+
+    /// Descriptors first, then the frame, so the peer finds them when it reads the message.
+    func write(_ message: WireMessage, attachments: [SharedStorage]) throws {
+        var message = message
+        if !attachments.isEmpty, let tag = message.attachmentTag {
+            message = message.withAttachments(try send(attachments, tag: tag))
+        }
+        channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
+    }
+
+    /// Nothing is streamed over a connection with a descriptor channel.
+    func received(_ chunk: AttachmentChunk) throws {
+        throw SharedMemoryError("an attachment chunk arrived on a connection that passes descriptors")
+    }
+
+    func writabilityChanged() {}
 
     /// Sends the descriptors of `storages` for message `tag`; returns what the message
     /// must say about them.
-    func send(_ storages: [SharedStorage], tag: UInt64) throws -> [AttachmentInfo] {
+    private func send(_ storages: [SharedStorage], tag: UInt64) throws -> [AttachmentInfo] {
         var infos: [AttachmentInfo] = []
         var holds: [(UInt64, RemoteHold)] = []
         for storage in storages {
@@ -64,8 +79,10 @@ final class AttachmentTransport: Sendable {
                 throw error
             }
             let token = info.releaseToken
-            let sendReleased = self.sendReleased
-            let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in sendReleased([token]) }
+            let channel = self.channel
+            let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in
+                channel.writeAndFlush(WireMessage.released(tokens: [token]).frame(allocator: channel.allocator), promise: nil)
+            }
             storages.append(SharedStorage(segment: segment, onRelease: release))
         }
         return SharedAttachmentReader(storages: storages)
@@ -83,31 +100,4 @@ final class AttachmentTransport: Sendable {
         // The slots go back to their pools here, outside the lock.
         withExtendedLifetime(holds) {}
     }
-}
-
-/// The attachments a message announces, received through `transport` (nil when it
-/// announces none).
-func receiveAttachments(_ infos: [AttachmentInfo], tag: UInt64, through transport: AttachmentTransport?) throws -> SharedAttachmentReader? {
-    guard !infos.isEmpty else { return nil }
-    guard let transport else { throw SharedMemoryError("this connection has no descriptor channel for shared memory") }
-    return try transport.receive(infos, tag: tag)
-}
-
-/// Writes a daemon's result (`wrap` makes the message): its shared memory first; if
-/// that cannot be passed, the result becomes a failure saying so.
-func writeResult(
-    _ result: RunResult, attachments: [SharedStorage], through transport: AttachmentTransport?, on channel: any Channel,
-    as wrap: (RunResult) -> WireMessage
-) {
-    var result = result
-    if !attachments.isEmpty {
-        do {
-            guard let transport else { throw SharedMemoryError("this connection has no descriptor channel for shared memory") }
-            result.attachments = try transport.send(attachments, tag: result.requestID)
-        } catch {
-            result.attachments = []
-            result.outcome = .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result's shared memory could not be sent: \(error)", location: "daemon"))
-        }
-    }
-    channel.writeAndFlush(wrap(result).frame(allocator: channel.allocator), promise: nil)
 }
