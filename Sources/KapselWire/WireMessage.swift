@@ -38,6 +38,9 @@ public enum WireMessage: Sendable, Equatable {
     case actorCount(UInt32)
     /// Either way, on connections with heartbeats: "still here".
     case heartbeat
+    /// Daemon → host: the daemon retires (it reached a limit of its lifetime) and exits
+    /// with `exitCode` once the host, having sent it nothing more, says `shutdown`.
+    case retiring(exitCode: UInt8)
     /// Either way, on connections without a descriptor channel (over TCP): bytes of an
     /// attachment of the message tagged `tag`, sent ahead of that message.
     case attachmentChunk(AttachmentChunk)
@@ -77,7 +80,7 @@ public enum WireMessage: Sendable, Equatable {
 
     enum Kind: UInt8 {
         case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat,
-            attachmentChunk
+            attachmentChunk, retiring
     }
 
     /// The name of the message's kind, for error messages.
@@ -98,6 +101,7 @@ public enum WireMessage: Sendable, Equatable {
         case .actorCount: "actor count"
         case .heartbeat: "heartbeat"
         case .attachmentChunk: "attachment chunk"
+        case .retiring: "retiring"
         }
     }
 }

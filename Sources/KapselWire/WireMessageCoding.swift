@@ -92,6 +92,9 @@ extension WireMessage {
             buffer.writeInteger(count)
         case .heartbeat:
             buffer.writeInteger(Kind.heartbeat.rawValue)
+        case .retiring(let exitCode):
+            buffer.writeInteger(Kind.retiring.rawValue)
+            buffer.writeInteger(exitCode)
         case .attachmentChunk(let chunk):
             buffer.writeInteger(Kind.attachmentChunk.rawValue)
             buffer.writeInteger(chunk.tag)
@@ -164,6 +167,8 @@ extension WireMessage {
             message = .shutdown
         case .heartbeat:
             message = .heartbeat
+        case .retiring:
+            message = .retiring(exitCode: try body.read(UInt8.self, "exit code"))
         case .attachmentChunk:
             let tag = try body.read(UInt64.self, "chunk tag")
             let index = try body.read(UInt32.self, "chunk index")

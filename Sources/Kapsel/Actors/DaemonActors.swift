@@ -30,6 +30,11 @@ final class DaemonActors: Sendable {
         }
     }
 
+    /// Actors the host holds references to now.
+    var liveCount: Int {
+        state.withLock { $0.exported.count }
+    }
+
     /// Calls `observer` with the number of live actors whenever it changes.
     func observeCount(_ observer: @escaping @Sendable (Int) -> Void) {
         state.withLock { $0.onCountChange = observer }

@@ -12,6 +12,8 @@ public struct DaemonConfiguration: Sendable {
     public var tlsTrust: DaemonTLSTrust?
     /// Heartbeats with the host (over TCP): the daemon exits when the host falls silent.
     public var heartbeat: HeartbeatSettings?
+    /// When the daemon retires by itself.
+    public var lifetime: DaemonLifetime
     /// The per-host secret.
     public var secret: HostSecret
     /// The launch token the host issued (empty for a daemon the host did not launch).
@@ -29,8 +31,10 @@ public struct DaemonConfiguration: Sendable {
     /// Creates a configuration.
     public init(
         url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
-        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil, heartbeat: HeartbeatSettings? = nil
+        descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil, heartbeat: HeartbeatSettings? = nil,
+        lifetime: DaemonLifetime = DaemonLifetime()
     ) {
+        self.lifetime = lifetime
         self.url = url
         self.tlsTrust = tlsTrust
         self.heartbeat = heartbeat
@@ -71,6 +75,7 @@ public struct DaemonConfiguration: Sendable {
         let authority = take(DaemonEnvironment.tlsAuthority)
         let tlsTrust: DaemonTLSTrust? = pin.map { .pinnedCertificate(sha256: $0) } ?? authority.map { .certificateAuthority(path: $0) }
         let heartbeat = take(DaemonEnvironment.heartbeat).flatMap(HeartbeatSettings.init(environmentValue:))
+        let lifetime = take(DaemonEnvironment.lifetime).flatMap(DaemonLifetime.init(environmentValue:)) ?? DaemonLifetime()
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
@@ -78,7 +83,7 @@ public struct DaemonConfiguration: Sendable {
         }
         return DaemonConfiguration(
             url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel,
-            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat
+            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat, lifetime: lifetime
         )
     }
 }

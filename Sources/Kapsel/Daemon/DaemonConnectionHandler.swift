@@ -28,6 +28,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     private var state = State.awaitingChallenge
     private let heartbeat: HeartbeatMonitor?
     private var carrier: (any AttachmentCarrier)?
+    private let lifetime: LifetimeMonitor?
 
     init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil) {
         self.configuration = configuration
@@ -35,6 +36,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
         self.descriptors = descriptors
         self.tlsMismatch = tlsMismatch
         self.heartbeat = configuration.heartbeat.map(HeartbeatMonitor.init)
+        self.lifetime = configuration.lifetime.isLimited ? LifetimeMonitor(configuration.lifetime) : nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,6 +73,13 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
                 ),
                 ActorHost(channel: channel, system: actorSystem, factories: registry.factories, carrier: carrier, context: daemonContext)
             )
+            if let lifetime, case .ready(let runner, _) = state {
+                let actors = registry.actors
+                runner.onJobFinished = { lifetime.jobFinished() }
+                lifetime.start(on: context.eventLoop, isIdle: { runner.isIdle && actors.liveCount == 0 }, announce: { code in
+                    channel.writeAndFlush(WireMessage.retiring(exitCode: UInt8(code.rawValue)).frame(allocator: channel.allocator), promise: nil)
+                })
+            }
             if let heartbeat = configuration.heartbeat {
                 self.heartbeat?.start(context: context) {
                     self.finish(.hostLost, "no word from the host for \(heartbeat.timeout); it is gone or cut off")
@@ -87,6 +96,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
         case (_, .refused(let reason)):
             finish(.refused, "the host refused this daemon: \(reason)")
         case (.ready(let runner, _), .run(let request)):
+            lifetime?.jobArrived()
             runner.enqueue(request)
         case (.ready(_, let actors), .call(let request)):
             actors.handle(request)
@@ -97,7 +107,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
         case (.ready, .releaseActors(let releases)):
             registry.actors.release(releases)
         case (.ready, .shutdown):
-            finish(.stopped)
+            finish(lifetime?.retiring ?? .stopped)
         default:
             finish(.protocolError, "unexpected \(message.kindName) message from the host")
         }

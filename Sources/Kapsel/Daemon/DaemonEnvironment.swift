@@ -24,6 +24,8 @@ enum DaemonEnvironment {
     static let tlsAuthority = "KAPSEL_TLS_CA"
     /// Heartbeats on the connection: `interval:timeout` in milliseconds.
     static let heartbeat = "KAPSEL_HEARTBEAT"
+    /// When the daemon retires: `idle:wall:jobs` (milliseconds, milliseconds, count; 0 for none).
+    static let lifetime = "KAPSEL_LIFETIME"
     /// The largest frame the daemon accepts from the host.
     static let maxFrameLength = "KAPSEL_MAX_FRAME_LENGTH"
 }

@@ -14,6 +14,12 @@ public enum DaemonExitCode: Int32, Sendable, CaseIterable, CustomStringConvertib
     /// The daemon's configuration is missing or invalid, or the executable never
     /// called `Kapsel.bootstrap(jobs:)` (`EX_CONFIG`).
     case configuration = 78
+    /// It retired after `DaemonLifetime.idleTime` without work.
+    case idle = 80
+    /// It retired once `DaemonLifetime.wallTime` had passed.
+    case wallTime = 81
+    /// It retired after running `DaemonLifetime.maxJobs` jobs.
+    case maxJobs = 82
 
     public var description: String {
         switch self {
@@ -23,6 +29,16 @@ public enum DaemonExitCode: Int32, Sendable, CaseIterable, CustomStringConvertib
         case .protocolError: "protocol error"
         case .refused: "refused by its host"
         case .configuration: "configuration error"
+        case .idle: "retired when idle"
+        case .wallTime: "retired at its wall time"
+        case .maxJobs: "retired after its maximum number of jobs"
         }
+    }
+}
+
+extension DaemonExitCode {
+    /// Whether the daemon ended by retiring (`DaemonLifetime`), in agreement with its host.
+    var isRetirement: Bool {
+        self == .idle || self == .wallTime || self == .maxJobs
     }
 }

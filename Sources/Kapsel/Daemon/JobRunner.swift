@@ -35,6 +35,12 @@ final class JobRunner {
     private var waiting: Deque<Waiting> = []
     private var running: (requestID: UInt64, task: Task<Void, Never>?)?
     private var starting = false
+    /// Called on the loop as each job finishes, just before its result is sent (so that
+    /// a daemon retiring after it says so before the host can send it more).
+    var onJobFinished: (() -> Void)?
+
+    /// Whether no job is running or waiting.
+    var isIdle: Bool { running == nil && waiting.isEmpty }
 
     init(channel: any Channel, registry: JobRegistry, context: DaemonContext, carrier: any AttachmentCarrier, inlineLimit: Int, startsOnLoop: Bool) {
         self.channel = channel
@@ -104,6 +110,7 @@ final class JobRunner {
 
     private func finished(_ requestID: UInt64, _ completion: RunCompletion) {
         running = nil
+        onJobFinished?()
         send(RunResult(requestID: requestID, outcome: completion.outcome), attachments: completion.attachments)
         startNextIfIdle()
     }

@@ -61,6 +61,9 @@ public struct DaemonOptions: Sendable {
     /// With a certificate of your own: the CA certificate (a PEM file path on the
     /// daemons' machines) daemons verify the host's chain against.
     public var tlsCertificateAuthority: String?
+    /// When daemons retire by themselves (after so many jobs, so much time, or so long
+    /// idle) and are replaced; off by default.
+    public var lifetime = DaemonLifetime()
     /// Heartbeats on TCP connections: a daemon silent for `timeout` (a killed machine, a
     /// cut link) is dropped, and what it held resolves as `.connectionLost` (or is
     /// retried, with `retries:`); a daemon whose host falls silent exits.

@@ -84,7 +84,7 @@ public final class Daemons: Sendable {
         let url = listener.url
         let launcher = LocalLauncher(
             executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: url,
-            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
+            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat, lifetime: options.lifetime, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
             maxFrameLength: options.limits.maxFrameLength
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)

@@ -48,7 +48,8 @@ struct DispatcherState {
         let attachments: [SharedStorage]
     }
 
-    enum SlotPhase { case starting, online, failed, stopped }
+    /// `parked`: its daemon retired when idle; a daemon is started again when jobs wait.
+    enum SlotPhase { case starting, online, parked, failed, stopped }
 
     /// Why the host killed a daemon itself (so its exit is not reported as a crash).
     enum KillCause { case unresponsive, connectionFailed(String) }
@@ -78,6 +79,8 @@ struct DispatcherState {
         var waitingCalls: [UInt64] = []
         /// Live actors, as the daemon last reported.
         var actorCount = 0
+        /// Set when the daemon said it retires: it gets no more work.
+        var retiring: DaemonExitCode?
 
         var identity: DaemonIdentity { DaemonIdentity(index: index, instance: instance, pid: pid) }
     }
@@ -133,6 +136,7 @@ struct DispatcherState {
         slots[index].instance += 1
         slots[index].phase = .starting
         slots[index].killCause = nil
+        slots[index].retiring = nil
         let token = makeToken()
         slots[index].token = token
         tokens[token] = index
@@ -326,7 +330,27 @@ struct DispatcherState {
             actions.append(.resolve(record.resolver, outcome))
         }
         actions += dispatch(index)
+        actions += dismissIfRetired(index)
         return actions
+    }
+
+    /// The daemon of `slot` says it retires (`exitCode`): it gets no more work, and is told
+    /// to exit once it has answered what it holds.
+    mutating func daemonRetiring(slot index: Int, instance: Int, exitCode: UInt8) -> [DispatcherAction] {
+        guard slots[index].instance == instance, slots[index].link != nil else { return [] }
+        guard let code = DaemonExitCode(rawValue: Int32(exitCode)), code.isRetirement else {
+            return slots[index].link.map { [.close($0)] } ?? []
+        }
+        slots[index].retiring = code
+        // Jobs waiting for this slot only (round-robin) wait for the next daemon in it.
+        return dismissIfRetired(index)
+    }
+
+    /// Sends `shutdown` to a retiring daemon that holds nothing any more.
+    private func dismissIfRetired(_ index: Int) -> [DispatcherAction] {
+        guard slots[index].retiring != nil, slots[index].inFlight.isEmpty, slots[index].directCalls.isEmpty,
+              let link = slots[index].link else { return [] }
+        return [.send(link, .shutdown)]
     }
 
     /// Cancels a job on behalf of its handle.
@@ -382,9 +406,23 @@ struct DispatcherState {
     }
 
     mutating func dispatchToIdle() -> [DispatcherAction] {
-        var actions: [DispatcherAction] = []
+        var actions = unparkForWaitingJobs()
         for index in slots.indices where !queue.isEmpty && slots[index].phase == .online && slots[index].inFlight.isEmpty {
             actions += dispatch(index)
+        }
+        return actions
+    }
+
+    /// Starts daemons again in parked slots while jobs wait for them: one per queued job,
+    /// and any slot with jobs pinned to it.
+    private mutating func unparkForWaitingJobs() -> [DispatcherAction] {
+        guard phase == .running else { return [] }
+        var wanted = queue.count - slots.filter { $0.phase == .starting || ($0.phase == .online && $0.inFlight.isEmpty) }.count
+        var actions: [DispatcherAction] = []
+        for index in slots.indices where slots[index].phase == .parked {
+            guard wanted > 0 || !slots[index].pinned.isEmpty else { continue }
+            wanted -= 1
+            actions.append(relaunch(index))
         }
         return actions
     }
@@ -392,7 +430,7 @@ struct DispatcherState {
     /// Sends `slot` what it may run now: in dispatcher mode one job (its pinned jobs
     /// first, then the queue) when it is idle; in round-robin mode everything pinned.
     private mutating func dispatch(_ index: Int) -> [DispatcherAction] {
-        guard slots[index].phase == .online, let link = slots[index].link else { return [] }
+        guard slots[index].phase == .online, slots[index].retiring == nil, let link = slots[index].link else { return [] }
         var actions: [DispatcherAction] = []
         while mode == .roundRobin || slots[index].inFlight.isEmpty {
             guard let id = slots[index].pinned.popFirst() ?? (mode == .dispatcher ? queue.popFirst() : nil) else { break }
@@ -443,6 +481,11 @@ struct DispatcherState {
         // side first) lost the connection: it did not crash.
         let lostHost = termination == .exited(code: DaemonExitCode.hostLost.rawValue)
         let cause = slots[index].killCause ?? (lostHost ? .connectionFailed("the daemon lost its connection to the host and exited") : nil)
+        let retirement = slots[index].retiring
+            ?? termination.flatMap { termination -> DaemonExitCode? in
+                guard case .exited(let code) = termination, let known = DaemonExitCode(rawValue: code), known.isRetirement else { return nil }
+                return known
+            }
         let inFlight = slots[index].inFlight
         slots[index].inFlight = []
 
@@ -476,7 +519,7 @@ struct DispatcherState {
         if neverOnline {
             slots[index].startFailures += 1
             slots[index].lastFailure = "it exited with \(Self.explain(termination)) before connecting" + (output.map { "; its output:\n\($0)" } ?? "")
-        } else if cause == nil {
+        } else if cause == nil, retirement == nil {
             slots[index].crashed += 1
             slots[index].lastFailure = "it died with \(Self.explain(termination))" + (output.map { "; its output:\n\($0)" } ?? "")
         }
@@ -492,6 +535,10 @@ struct DispatcherState {
 
         if slots[index].startFailures >= maxStartFailures {
             actions += failSlot(index)
+        } else if retirement == .idle, waitAgain.isEmpty, slots[index].pinned.isEmpty {
+            // Retired for want of work: started again when jobs wait.
+            slots[index].phase = .parked
+            rebuildSetup(index)
         } else {
             rebuildSetup(index)
             actions.append(relaunch(index))

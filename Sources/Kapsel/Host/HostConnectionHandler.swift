@@ -87,6 +87,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
             }
         case (.accepted, .heartbeat):
             break
+        case (.accepted(let slot, let instance), .retiring(let exitCode)):
+            dispatcher.perform { $0.daemonRetiring(slot: slot, instance: instance, exitCode: exitCode) }
         case (.accepted, .attachmentChunk(let chunk)):
             do {
                 try carrier?.received(chunk)

@@ -27,7 +27,7 @@ struct LocalLauncher: DaemonLauncher {
 
     init(
         executable: String, arguments: [String], launch: DaemonOptions.Launch, extraEnvironment: [String: String], url: String,
-        secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
+        secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, lifetime: DaemonLifetime, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
     ) {
         self.launch = launch
         self.daemonCommand = [executable] + arguments
@@ -56,6 +56,7 @@ struct LocalLauncher: DaemonLauncher {
         settings[DaemonEnvironment.inlineLimit] = String(inlineLimit)
         settings[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
         if let heartbeat { settings[DaemonEnvironment.heartbeat] = heartbeat.environmentValue }
+        if lifetime.isLimited { settings[DaemonEnvironment.lifetime] = lifetime.environmentValue }
         switch tlsTrust {
         case .pinnedCertificate(let fingerprint): settings[DaemonEnvironment.tlsPin] = fingerprint
         case .certificateAuthority(let path): settings[DaemonEnvironment.tlsAuthority] = path
