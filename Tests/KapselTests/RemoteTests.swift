@@ -120,7 +120,7 @@ extension ProcessTests {
             #expect(lost.error?.code == .connectionLost, "\(lost)")
 
             let again = daemons.launchCommands()
-            #expect(again.count == 2 && !again.contains(commands[0]), "the slot whose daemon left waits for a new one")
+            #expect(again.sorted() == commands.sorted(), "the slot whose daemon left waits for a daemon with the same command")
             processes += try again.map(startShell)
             let values = try await [daemons.submit(Echo(2)).value, daemons.submit(Echo(3)).value]
             #expect(values == [2, 3])
@@ -130,6 +130,26 @@ extension ProcessTests {
                 let outcome = finish(process)
                 #expect(outcome.status == 0, "\(outcome.output)")
             }
+        }
+
+        @Test func aDaemonDeployedByHandWaitsForItsHostAndComesBackAfterABreak() async throws {
+            let daemons = try await Daemons(1, options: testOptions { options in
+                options.listen = "tcp://127.0.0.1:0"
+                options.launch = .manual
+                options.daemonsWaitForHost = .seconds(20)
+            })
+            let process = try startShell(daemons.launchCommands()[0])
+            let before = try await daemons.submit(WhoAmI()).value
+            // The daemon breaks its own connection: the host drops it, and it waits.
+            let broken = await daemons.submit(CorruptConnection()).result
+            #expect(broken.error?.code == .connectionLost, "\(broken)")
+            #expect(await eventually(within: .seconds(10)) { daemons.status().connections == 1 }, "the same daemon reconnected")
+            let after = try await daemons.submit(WhoAmI()).value
+            #expect(after.pid == before.pid && after.instance == before.instance + 1)
+            await daemons.stop()
+            let outcome = finish(process)
+            #expect(outcome.status == 0, "\(outcome.output)")
+            #expect(outcome.output.contains("waiting up to 20.0 seconds for the host"), "\(outcome.output)")
         }
 
         @Test func aHungJobOnADaemonDeployedByHandIsStoppedByClosingItsConnection() async throws {

@@ -50,6 +50,13 @@ final class ActorHost {
         }
     }
 
+    /// The connection is gone: waiting calls are dropped, running ones cancelled (nobody
+    /// will read their results).
+    func abandon() {
+        mailboxes = [:]
+        for task in active.values { task?.cancel() }
+    }
+
     /// Cancels call `callID` if it is here: a running one through task cancellation, a
     /// waiting one at once. Returns whether it was found.
     @discardableResult

@@ -14,6 +14,9 @@ public struct DaemonConfiguration: Sendable {
     public var heartbeat: HeartbeatSettings?
     /// When the daemon retires by itself.
     public var lifetime: DaemonLifetime
+    /// How long the daemon keeps trying to reconnect after losing its host (nil: it
+    /// exits at once).
+    public var waitForHost: Duration?
     /// The per-host secret.
     public var secret: HostSecret
     /// The launch token the host issued (empty for a daemon the host did not launch).
@@ -32,9 +35,10 @@ public struct DaemonConfiguration: Sendable {
     public init(
         url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
         descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil, heartbeat: HeartbeatSettings? = nil,
-        lifetime: DaemonLifetime = DaemonLifetime()
+        lifetime: DaemonLifetime = DaemonLifetime(), waitForHost: Duration? = nil
     ) {
         self.lifetime = lifetime
+        self.waitForHost = waitForHost
         self.url = url
         self.tlsTrust = tlsTrust
         self.heartbeat = heartbeat
@@ -76,6 +80,7 @@ public struct DaemonConfiguration: Sendable {
         let tlsTrust: DaemonTLSTrust? = pin.map { .pinnedCertificate(sha256: $0) } ?? authority.map { .certificateAuthority(path: $0) }
         let heartbeat = take(DaemonEnvironment.heartbeat).flatMap(HeartbeatSettings.init(environmentValue:))
         let lifetime = take(DaemonEnvironment.lifetime).flatMap(DaemonLifetime.init(environmentValue:)) ?? DaemonLifetime()
+        let waitForHost = take(DaemonEnvironment.waitForHost).flatMap { Int64($0) }.map { Duration.milliseconds($0) }
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
@@ -83,7 +88,7 @@ public struct DaemonConfiguration: Sendable {
         }
         return DaemonConfiguration(
             url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel,
-            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat, lifetime: lifetime
+            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat, lifetime: lifetime, waitForHost: waitForHost
         )
     }
 }

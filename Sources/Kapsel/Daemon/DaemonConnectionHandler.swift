@@ -30,7 +30,14 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     private var carrier: (any AttachmentCarrier)?
     private let lifetime: LifetimeMonitor?
 
-    init(configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil) {
+    /// Called once when the connection to the host breaks.
+    private let onHostLost: (String) -> Void
+
+    init(
+        configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil,
+        onHostLost: @escaping (String) -> Void
+    ) {
+        self.onHostLost = onHostLost
         self.configuration = configuration
         self.registry = registry
         self.descriptors = descriptors
@@ -82,7 +89,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             }
             if let heartbeat = configuration.heartbeat {
                 self.heartbeat?.start(context: context) {
-                    self.finish(.hostLost, "no word from the host for \(heartbeat.timeout); it is gone or cut off")
+                    self.hostLost("no word from the host for \(heartbeat.timeout); it is gone or cut off", context: context)
                 }
             }
         case (.ready, .heartbeat):
@@ -114,11 +121,16 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .finished = state { return }
         if let mismatch = tlsMismatch?.recorded {
             finish(.refused, "\(mismatch); refusing to connect")
         }
         if error is NIOSSLError, case .awaitingChallenge = state {
             finish(.refused, "the TLS handshake with the host failed: \(error)")
+        }
+        if case .ready = state, error is IOError {
+            hostLost("the connection to the host failed: \(error)", context: context)
+            return
         }
         finish(.protocolError, "the connection to the host failed: \(error)")
     }
@@ -129,7 +141,23 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(.hostLost)
+        hostLost("the connection to the host closed", context: context)
+    }
+
+    /// The host is gone or cut off: this connection's work stops (the host has resolved
+    /// it already), and the connector exits or waits for the host.
+    private func hostLost(_ reason: String, context: ChannelHandlerContext) {
+        if case .finished = state { return }
+        if case .ready(let runner, let actors) = state {
+            runner.abandon()
+            actors.abandon()
+        }
+        state = .finished
+        heartbeat?.stop()
+        lifetime?.stop()
+        carrier?.connectionClosed()
+        context.close(promise: nil)
+        onHostLost(reason)
     }
 
     private func finish(_ code: DaemonExitCode, _ message: String? = nil) -> Never {

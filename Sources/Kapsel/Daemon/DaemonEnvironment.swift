@@ -26,6 +26,8 @@ enum DaemonEnvironment {
     static let heartbeat = "KAPSEL_HEARTBEAT"
     /// When the daemon retires: `idle:wall:jobs` (milliseconds, milliseconds, count; 0 for none).
     static let lifetime = "KAPSEL_LIFETIME"
+    /// How long, in milliseconds, the daemon tries to reconnect after losing its host.
+    static let waitForHost = "KAPSEL_WAIT_FOR_HOST_MS"
     /// The largest frame the daemon accepts from the host.
     static let maxFrameLength = "KAPSEL_MAX_FRAME_LENGTH"
 }

@@ -39,25 +39,9 @@ enum DaemonProcess {
                 exit(.configuration, "kapsel daemon: cannot set up TLS: \(error)")
             }
         }
-        let descriptors = configuration.descriptorChannel.map { DescriptorChannel(socket: $0) }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { [tls] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler()) }
-                    let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
-                    try channel.pipeline.syncOperations.addHandler(
-                        DaemonConnectionHandler(configuration: configuration, registry: registry, descriptors: descriptors, tlsMismatch: tls?.mismatch)
-                    )
-                }
-            }
+        let connector = DaemonConnector(configuration: configuration, registry: registry, address: address, tls: tls)
         do {
-            switch address.transport {
-            case .unix: _ = try bootstrap.connect(unixDomainSocketPath: address.host).wait()
-            case .tcp, .tls: _ = try bootstrap.connect(host: address.host, port: address.port).wait()
-            }
+            _ = try connector.connect().wait()
         } catch {
             exit(.cannotConnect, "kapsel daemon: cannot connect to \(configuration.url): \(error)")
         }
@@ -71,5 +55,66 @@ enum DaemonProcess {
         fflush(nil)
         if let message { writeToStandardError(message + "\n") }
         _exit(code.rawValue)
+    }
+}
+
+/// Connects a daemon to its host, and again after losing it when the daemon may wait
+/// for its host (`DaemonConfiguration.waitForHost`): an attempt every second until the
+/// wait is over, then the daemon exits with `.hostLost`.
+final class DaemonConnector: Sendable {
+    private let configuration: DaemonConfiguration
+    private let registry: DaemonRegistry
+    private let address: HostAddress
+    private let tls: DaemonTLS?
+    private let descriptors: DescriptorChannel?
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    init(configuration: DaemonConfiguration, registry: DaemonRegistry, address: HostAddress, tls: DaemonTLS?) {
+        self.configuration = configuration
+        self.registry = registry
+        self.address = address
+        self.tls = tls
+        self.descriptors = configuration.descriptorChannel.map { DescriptorChannel(socket: $0) }
+    }
+
+    /// One attempt to connect.
+    func connect() -> EventLoopFuture<any Channel> {
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler()) }
+                    let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+                    try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(
+                        configuration: configuration, registry: registry, descriptors: descriptors, tlsMismatch: tls?.mismatch,
+                        onHostLost: { self.hostLost($0) }
+                    ))
+                }
+            }
+        return switch address.transport {
+        case .unix: bootstrap.connect(unixDomainSocketPath: address.host)
+        case .tcp, .tls: bootstrap.connect(host: address.host, port: address.port)
+        }
+    }
+
+    /// The connection to the host broke (`reason`): exit, or wait for the host.
+    func hostLost(_ reason: String) {
+        guard let wait = configuration.waitForHost else {
+            DaemonProcess.exit(.hostLost, "kapsel daemon \(getpid()): \(reason)")
+        }
+        writeToStandardError("kapsel daemon \(getpid()): \(reason); waiting up to \(wait) for the host\n")
+        attempt(until: .now() + TimeAmount(wait))
+    }
+
+    private func attempt(until deadline: NIODeadline) {
+        group.next().scheduleTask(in: .seconds(1)) {
+            self.connect().whenFailure { error in
+                guard NIODeadline.now() < deadline else {
+                    DaemonProcess.exit(.hostLost, "kapsel daemon \(getpid()): the host did not come back: \(error)")
+                }
+                self.attempt(until: deadline)
+            }
+        }
     }
 }

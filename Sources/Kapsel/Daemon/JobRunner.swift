@@ -68,6 +68,13 @@ final class JobRunner {
         }
     }
 
+    /// The connection is gone: waiting jobs are dropped and the running one cancelled
+    /// (the host has resolved them already).
+    func abandon() {
+        waiting.removeAll()
+        running?.task?.cancel()
+    }
+
     /// The host dropped its last views of shared memory this daemon lent from a pool.
     func peerReleased(_ tokens: [UInt64]) {
         carrier.peerReleased(tokens)

@@ -43,8 +43,9 @@ public struct DaemonOptions: Sendable {
         case ssh(SSHLaunch)
         /// By you: `Daemons.launchCommands()` gives the command for each daemon the pool
         /// waits for, to run wherever you like. The pool starts without waiting; jobs
-        /// queue until daemons join. A daemon that leaves (its connection closes or falls
-        /// silent) takes its slot's command with it: ask for the new one.
+        /// queue until daemons join. When a daemon leaves (its connection closes or falls
+        /// silent), its slot waits for a daemon started with the same command — or for
+        /// the same daemon, back after a cut (`daemonsWaitForHost`).
         case manual
     }
 
@@ -64,6 +65,12 @@ public struct DaemonOptions: Sendable {
     /// When daemons retire by themselves (after so many jobs, so much time, or so long
     /// idle) and are replaced; off by default.
     public var lifetime = DaemonLifetime()
+    /// What a daemon does when it loses its host (its connection closes, breaks or falls
+    /// silent): exit at once (nil, the default), or keep trying to reconnect, once a
+    /// second, for up to this long — for daemons deployed by hand (`.manual`) over a link
+    /// that may drop: such a slot keeps its launch command, so its daemon is welcomed
+    /// back. A daemon the host launched as its own child always ends with the host.
+    public var daemonsWaitForHost: Duration?
     /// Heartbeats on TCP connections: a daemon silent for `timeout` (a killed machine, a
     /// cut link) is dropped, and what it held resolves as `.connectionLost` (or is
     /// retried, with `retries:`); a daemon whose host falls silent exits.

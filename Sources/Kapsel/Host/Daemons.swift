@@ -84,7 +84,7 @@ public final class Daemons: Sendable {
         let url = listener.url
         let launcher = LocalLauncher(
             executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: url,
-            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat, lifetime: options.lifetime, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
+            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat, lifetime: options.lifetime, waitForHost: options.daemonsWaitForHost, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
             maxFrameLength: options.limits.maxFrameLength
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)
@@ -188,8 +188,9 @@ public final class Daemons: Sendable {
     /// for command in daemons.launchCommands(executable: "/opt/app/bin/worker") { print(command) }
     /// ```
     ///
-    /// A command holds the host's secret: hand it over like a password. Each works once;
-    /// a slot whose daemon left waits for a daemon started with its new command.
+    /// A command holds the host's secret: hand it over like a password. A slot has one
+    /// command for the life of the pool: when its daemon leaves, the slot waits for a
+    /// daemon started with the same command (one at a time).
     public func launchCommands(executable: String? = nil) -> [String] {
         dispatcher.inspect { $0.waitingTokens }.map { launcher.shellCommand(token: $0.token, executable: executable) }
     }

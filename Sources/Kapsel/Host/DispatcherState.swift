@@ -137,7 +137,9 @@ struct DispatcherState {
         slots[index].phase = .starting
         slots[index].killCause = nil
         slots[index].retiring = nil
-        let token = makeToken()
+        // A daemon deployed by hand keeps its slot's command: after losing the host it
+        // may come back with the same token.
+        let token = !launchesProcesses && !slots[index].token.isEmpty ? slots[index].token : makeToken()
         slots[index].token = token
         tokens[token] = index
         return .launch(slot: index, instance: slots[index].instance, token: token)

@@ -27,7 +27,7 @@ struct LocalLauncher: DaemonLauncher {
 
     init(
         executable: String, arguments: [String], launch: DaemonOptions.Launch, extraEnvironment: [String: String], url: String,
-        secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, lifetime: DaemonLifetime, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
+        secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, lifetime: DaemonLifetime, waitForHost: Duration?, forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
     ) {
         self.launch = launch
         self.daemonCommand = [executable] + arguments
@@ -57,6 +57,7 @@ struct LocalLauncher: DaemonLauncher {
         settings[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
         if let heartbeat { settings[DaemonEnvironment.heartbeat] = heartbeat.environmentValue }
         if lifetime.isLimited { settings[DaemonEnvironment.lifetime] = lifetime.environmentValue }
+        if let waitForHost, launch != .local { settings[DaemonEnvironment.waitForHost] = String(waitForHost.wholeMilliseconds) }
         switch tlsTrust {
         case .pinnedCertificate(let fingerprint): settings[DaemonEnvironment.tlsPin] = fingerprint
         case .certificateAuthority(let path): settings[DaemonEnvironment.tlsAuthority] = path
