@@ -39,6 +39,18 @@ extension ProcessTests {
             }
         }
 
+        @Test func aLauncherOfYourOwnStartsDaemonsFromTheirSelfContainedCommandLine() async throws {
+            try await withTestDaemons(2, configure: { options in
+                options.listen = "tls+tcp://127.0.0.1:0"
+                options.launch = .custom(BareEnvironmentLauncher())
+            }) { daemons in
+                let values = try await daemons.mapValues(0..<10) { Echo($0) }
+                #expect(values == Array(0..<10))
+                let marker = try await daemons.submit(ReadEnvironment("KAPSEL_TEST_BARE")).value
+                #expect(marker == "yes", "the daemon ran under the launcher's own command")
+            }
+        }
+
         @Test func plainTCPWorksOnLoopbackV4AndV6AndIsRefusedElsewhereUnlessAllowed() async throws {
             for url in ["tcp://127.0.0.1:0", "tcp://[::1]:0"] {
                 try await withTestDaemons(1, configure: { $0.listen = url }) { daemons in
@@ -383,5 +395,16 @@ struct TestAuthority {
             issuerPrivateKey: Certificate.PrivateKey(key)
         )
         return (try leaf.serializeAsPEM().pemString, leafKey.pemRepresentation)
+    }
+}
+
+/// A launcher plug-in that starts each daemon the way a remote machine would see it: in
+/// an empty environment, from its self-contained command line, with the secret on its
+/// standard input.
+struct BareEnvironmentLauncher: Launcher {
+    func shellCommand(for daemon: DaemonToLaunch) -> String {
+        let command = daemon.remoteCommandLine(replacing: ["KAPSEL_TEST_BARE": "yes"])
+        let quoted = "'" + command.replacing("'", with: "'\\''") + "'"
+        return "printf '%s\\n' \"$KAPSEL_SECRET\" | env -i /bin/sh -c \(quoted)"
     }
 }

@@ -29,24 +29,38 @@ public struct DaemonOptions: Sendable {
     }
 
     /// How daemon processes are started.
-    public enum Launch: Sendable, Hashable {
+    public enum Launch: Sendable {
         /// As children of the host, on this machine.
         case local
-        /// Through a shell command, for resource managers and wrappers:
-        /// `{command}` in the template is replaced by the daemon's command line (its
-        /// executable and arguments, shell-quoted), e.g. `srun --mem 512 -n 1 {command}`.
-        /// The command runs under `/bin/sh -c` as a child of the host, with the daemon's
-        /// settings — the secret included — in its environment, never on its command line.
-        /// Its exit ends the daemon's slot, which is relaunched like a crashed daemon.
-        case command(String)
-        /// On another machine over SSH.
-        case ssh(SSHLaunch)
+        /// Through a `Launcher`'s shell command (run under `/bin/sh -c` as a child of the
+        /// host, with the daemon's settings in its environment); its exit ends the
+        /// daemon's slot, which is relaunched like a crashed daemon.
+        case custom(any Launcher)
         /// By you: `Daemons.launchCommands()` gives the command for each daemon the pool
         /// waits for, to run wherever you like. The pool starts without waiting; jobs
         /// queue until daemons join. When a daemon leaves (its connection closes or falls
         /// silent), its slot waits for a daemon started with the same command — or for
         /// the same daemon, back after a cut (`daemonsWaitForHost`).
         case manual
+
+        /// Through a command template (`CommandTemplate`): `{command}` becomes the
+        /// daemon's command line, e.g. `srun --mem 512 -n 1 {command}`.
+        public static func command(_ template: String) -> Launch {
+            .custom(CommandTemplate(template))
+        }
+
+        /// On another machine over SSH (`SSHLaunch`).
+        public static func ssh(_ settings: SSHLaunch) -> Launch {
+            .custom(settings)
+        }
+
+        var isLocal: Bool {
+            if case .local = self { true } else { false }
+        }
+
+        var isManual: Bool {
+            if case .manual = self { true } else { false }
+        }
     }
 
     /// Which program the daemons run.

@@ -33,7 +33,7 @@ public final class Daemons: Sendable {
     /// The distributed actor system of this pool: the host side of the actors it spawns.
     public let actorSystem: KapselActorSystem
     private let listener: HostListener
-    private let launcher: LocalLauncher
+    private let launcher: ProcessLauncher
     let options: DaemonOptions
     private let releaseSweep: RepeatedTask
 
@@ -69,7 +69,7 @@ public final class Daemons: Sendable {
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
-            launchesProcesses: options.launch != .manual, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
+            launchesProcesses: !options.launch.isManual, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
         )
         let dispatcher = Dispatcher(state: state, timerLoop: group.next())
         let listener: HostListener
@@ -82,10 +82,11 @@ public final class Daemons: Sendable {
             throw DaemonsError("cannot listen on \(address): \(error)")
         }
         let url = listener.url
-        let launcher = LocalLauncher(
-            executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: url,
-            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat, lifetime: options.lifetime, waitForHost: options.daemonsWaitForHost, forwardOutput: options.forwardOutput, inlineLimit: options.largeArrayThreshold,
-            maxFrameLength: options.limits.maxFrameLength
+        let launcher = ProcessLauncher(
+            executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: listener.address,
+            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat,
+            lifetime: options.lifetime, waitForHost: options.daemonsWaitForHost, forwardOutput: options.forwardOutput,
+            inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)
         self.count = count
@@ -104,7 +105,7 @@ public final class Daemons: Sendable {
 
         dispatcher.start(launching: launcher)
         // Daemons deployed by hand join when someone starts them: nothing to wait for.
-        guard options.launch != .manual else { return }
+        guard !options.launch.isManual else { return }
         do {
             try await dispatcher.waitUntilReady(limit: options.startupTimeout)
         } catch {
@@ -192,7 +193,7 @@ public final class Daemons: Sendable {
     /// command for the life of the pool: when its daemon leaves, the slot waits for a
     /// daemon started with the same command (one at a time).
     public func launchCommands(executable: String? = nil) -> [String] {
-        dispatcher.inspect { $0.waitingTokens }.map { launcher.shellCommand(token: $0.token, executable: executable) }
+        dispatcher.inspect { $0.waitingTokens }.map { launcher.manualCommand(slot: $0.slot, token: $0.token, executable: executable) }
     }
 
 

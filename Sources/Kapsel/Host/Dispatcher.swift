@@ -21,7 +21,7 @@ final class Dispatcher: Sendable {
     let resolutions = Atomic<Int>(0)
     let repeatedResolutions = Atomic<Int>(0)
     /// Set by `start`, once the host listens and launchers know where daemons connect.
-    private let launcher = Mutex<(any DaemonLauncher)?>(nil)
+    private let launcher = Mutex<(any SlotLauncher)?>(nil)
     private let timerLoop: any EventLoop
 
     init(state: DispatcherState, timerLoop: any EventLoop) {
@@ -31,7 +31,7 @@ final class Dispatcher: Sendable {
 
     /// Launches the first daemon of every slot with `launcher`, which also launches
     /// their replacements.
-    func start(launching launcher: any DaemonLauncher) {
+    func start(launching launcher: any SlotLauncher) {
         self.launcher.withLock { $0 = launcher }
         perform { $0.start() }
     }
@@ -105,7 +105,7 @@ final class Dispatcher: Sendable {
 }
 
 /// Starts daemon processes for a dispatcher's slots.
-protocol DaemonLauncher: Sendable {
+protocol SlotLauncher: Sendable {
     /// Starts the process for `slot`; reports `launched` and `processExited` to `dispatcher`.
     func launch(slot: Int, instance: Int, token: String, dispatcher: Dispatcher)
 }

@@ -12,7 +12,7 @@
 /// through ssh's standard input, never on a command line; everything else is on the
 /// remote command line. The ssh process lives as long as its daemon: when the host stops,
 /// the daemons stop and their ssh sessions end.
-public struct SSHLaunch: Sendable, Hashable {
+public struct SSHLaunch: Launcher, Hashable {
     /// `user@host` (or just `host`).
     public var destination: String
     /// The SSH port.
@@ -39,22 +39,18 @@ public struct SSHLaunch: Sendable, Hashable {
         self.tunnelPort = tunnelPort
     }
 
-    /// The `ssh` command (for `/bin/sh -c`) that runs `remoteCommand` for daemon `slot`,
-    /// forwarding `hostPort` in tunnelled mode, with the secret from `$KAPSEL_SECRET`
-    /// piped to its standard input (`printf` is a shell builtin: no process shows it).
-    func shellCommand(remoteCommand: String, slot: Int, hostPort: Int) -> String {
+    /// `ssh` running the daemon's self-contained command line on the remote machine
+    /// (through its tunnel in tunnelled mode), the secret piped to its standard input.
+    public func shellCommand(for daemon: DaemonToLaunch) -> String {
         var arguments = ["ssh", "-T", "-o", "BatchMode=yes", "-p", String(port)]
         if let identityFile { arguments += ["-i", identityFile] }
+        var replacing: [String: String] = [:]
         if let tunnelPort {
-            arguments += ["-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:\(tunnelPort + slot):127.0.0.1:\(hostPort)"]
+            let remotePort = tunnelPort + daemon.slot
+            arguments += ["-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:\(remotePort):127.0.0.1:\(daemon.hostURL.port)"]
+            replacing[DaemonEnvironment.url] = HostAddress(transport: daemon.hostURL.transport, host: "127.0.0.1", port: remotePort).description
         }
-        arguments += options + [destination, remoteCommand]
+        arguments += options + [destination, daemon.remoteCommandLine(executable: remoteExecutable, replacing: replacing)]
         return "printf '%s\\n' \"$\(DaemonEnvironment.secret)\" | " + arguments.map(shellQuoted).joined(separator: " ")
-    }
-
-    /// The host URL as daemon `slot` reaches it: through its tunnel, or `url` itself.
-    func daemonURL(_ url: HostAddress, slot: Int) -> HostAddress {
-        guard let tunnelPort else { return url }
-        return HostAddress(transport: url.transport, host: "127.0.0.1", port: tunnelPort + slot)
     }
 }
