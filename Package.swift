@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KapselSharedMemory", targets: ["KapselSharedMemory"]),
         .library(name: "KapselArrow", targets: ["KapselArrow"]),
         .library(name: "KapselSequences", targets: ["KapselSequences"]),
+        .library(name: "KapselPython", targets: ["KapselPython"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
@@ -61,6 +62,7 @@ let package = Package(
             ]
         ),
         .target(name: "KapselSequences", dependencies: ["Kapsel"]),
+        .target(name: "KapselPython", dependencies: ["Kapsel", "KapselWire", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [
@@ -71,12 +73,12 @@ let package = Package(
             ]
         ),
         // The README's tour as a program; the tests run it and check the README against it.
-        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences"], path: "Examples/KapselTour"),
+        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
         .target(name: "KapselArrowInterop", dependencies: ["KapselArrow", "CKapselArrow"], path: "Tests/Support/KapselArrowInterop"),
         // The test runner cannot re-launch itself as a daemon: the tests start this one.
-        .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
+        .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselPython", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
         .testTarget(
             name: "KapselWireTests",
             dependencies: [
@@ -98,7 +100,8 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselArrow", "KapselSequences", "KapselTestJobs", "KapselTestDaemon", "KapselTour", "CKapselShim",
+                "Kapsel", "KapselWire", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -3,6 +3,7 @@
 import Distributed
 import Kapsel
 import KapselArrow
+import KapselPython
 import KapselSequences
 
 // MARK: A job
@@ -75,7 +76,7 @@ distributed actor Counter: KapselActor {
 }
 
 // MARK: Bootstrap
-Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self], actors: [Counter.self])
+Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self], actors: [Counter.self, PythonSession.self])
 
 // MARK: Submit and await
 try await withDaemons(2) { daemons in
@@ -173,6 +174,24 @@ remote.launch = .command("env OMP_NUM_THREADS=1 {command}")   // or "srun --mem 
 try await withDaemons(2, options: remote) { daemons in
     print(daemons.url.hasPrefix("tls+tcp://127.0.0.1:"))  // true: the real port is in the URL
     print(try await daemons.submit(Simulate(mean: 3, sd: 1, n: 1_000)).value > 2)   // true
+}
+
+// MARK: Python
+try await withDaemons(1) { daemons in
+    let runtime = try PythonRuntime(executable: "/usr/bin/python3")   // any CPython built with --enable-shared
+    let python = try await daemons.spawn(PythonSession.self, configuration: .init(runtime: runtime))
+    try await python.exec("import statistics")
+    print(try await python.call("statistics.mean", [1, 2, 3, 4]))     // double(2.5)
+    do {
+        _ = try await python.eval("1 / 0")
+    } catch let error as JobError {
+        print(PythonError(error)!.type)                                  // ZeroDivisionError, with its traceback
+    }
+    do {
+        try await python.exec("import ctypes; ctypes.string_at(0)")     // a segfault inside Python...
+    } catch let error as JobError {
+        print(error.code)                                                // ...is a crashed daemon, not a crashed host
+    }
 }
 
 // MARK: Arrow

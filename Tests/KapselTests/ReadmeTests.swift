@@ -60,7 +60,7 @@ extension ProcessTests {
             #expect(outcome.output.contains("2000 true\n"))
             #expect(outcome.output.contains("\nsd must be positive, got -1.0\n"))
             #expect(outcome.output.contains("\n(1.5, 2.25)\n2 9\ntrue\n"))
-            #expect(outcome.output.contains("\ntrue\ntrue\n1.5\n"), "the network tour prints true twice before Arrow's 1.5")
+            #expect(outcome.output.contains("\ntrue\ntrue\ndouble(2.5)\nZeroDivisionError\ndaemon crashed\n1.5\n"), "the network and Python tours, then Arrow's 1.5")
         }
     }
 }

@@ -8,6 +8,7 @@
 //   KapselTestDaemon leak-check     crash, time out and kill daemons holding shared memory,
 //                                   then exit 0 only if no descriptor, memory or process is left
 import Kapsel
+import KapselPython
 import KapselTestJobs
 
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ import Glibc
 
 let arguments = CommandLine.arguments.dropFirst()
 if arguments.first != "no-bootstrap" {
-    Kapsel.bootstrap(jobs: TestJobs.all, actors: TestActors.all)
+    Kapsel.bootstrap(jobs: TestJobs.all, actors: TestActors.all + [PythonSession.self])
 }
 
 switch arguments.first {

@@ -1,0 +1,131 @@
+/// The Python side of a Kapsel session, run once in the embedded interpreter: one entry
+/// point, `_kapsel_dispatch(request_json) -> response_json`, so Swift needs only a handful
+/// of C API functions.
+///
+/// Values cross as JSON: plain data as itself; any other object stays in `_objects` and
+/// crosses as `{"$object": id, "$type": name}`. Every exception is caught and answered as
+/// `{"error": {type, message, traceback}}`.
+enum PythonHelper {
+    static let source = #"""
+import builtins, importlib, json, threading, traceback, ctypes
+
+_objects = {}
+_next_object = [1]
+_namespaces = {}
+_running = [None]
+
+def _namespace(session):
+    space = _namespaces.get(session)
+    if space is None:
+        space = {"__builtins__": builtins, "__name__": "__main__"}
+        _namespaces[session] = space
+    return space
+
+def _keep(value):
+    oid = _next_object[0]
+    _next_object[0] += 1
+    _objects[oid] = value
+    kind = type(value)
+    return {"$object": oid, "$type": kind.__module__ + "." + kind.__qualname__}
+
+def _encode(value):
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        return value
+    if kind is int:
+        return value if -2**63 <= value < 2**63 else _keep(value)
+    if kind is float:
+        return value if value == value and value not in (float("inf"), float("-inf")) else _keep(value)
+    if kind is list or kind is tuple:
+        return [_encode(item) for item in value]
+    if kind is dict and all(type(key) is str for key in value) and "$object" not in value:
+        return {key: _encode(item) for key, item in value.items()}
+    return _keep(value)
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if isinstance(value, dict):
+        if "$object" in value:
+            return _objects[value["$object"]]
+        return {key: _decode(item) for key, item in value.items()}
+    return value
+
+def _resolve(session, name):
+    space = _namespace(session)
+    parts = name.split(".")
+    if parts[0] in space:
+        target = space[parts[0]]
+        rest = parts[1:]
+    elif hasattr(builtins, parts[0]):
+        target = getattr(builtins, parts[0])
+        rest = parts[1:]
+    else:
+        target, rest = None, parts
+        for split in range(len(parts), 0, -1):
+            try:
+                target = importlib.import_module(".".join(parts[:split]))
+                rest = parts[split:]
+                break
+            except ImportError:
+                continue
+        if target is None:
+            raise NameError("name '%s' is not defined and is no importable module" % name)
+    for part in rest:
+        target = getattr(target, part)
+    return target
+
+def _handle(request):
+    op = request["op"]
+    if op == "exec":
+        exec(compile(request["code"], "<kapsel>", "exec"), _namespace(request["session"]))
+        return None
+    if op == "eval":
+        return eval(compile(request["expression"], "<kapsel>", "eval"), _namespace(request["session"]))
+    if op == "import":
+        module = importlib.import_module(request["module"])
+        alias = request.get("alias")
+        if alias:
+            _namespace(request["session"])[alias] = module
+        else:
+            top = request["module"].split(".")[0]
+            _namespace(request["session"])[top] = importlib.import_module(top)
+        return None
+    if op == "call":
+        function = _resolve(request["session"], request["function"])
+        return function(*_decode(request["args"]), **_decode(request["kwargs"]))
+    if op == "method":
+        method = getattr(_objects[request["object"]], request["name"])
+        return method(*_decode(request["args"]), **_decode(request["kwargs"]))
+    if op == "attribute":
+        return getattr(_objects[request["object"]], request["name"])
+    if op == "repr":
+        return repr(_objects[request["object"]])
+    if op == "release":
+        _objects.pop(request["object"], None)
+        return None
+    if op == "count":
+        return len(_objects)
+    if op == "close":
+        _namespaces.pop(request["session"], None)
+        return None
+    raise ValueError("unknown request " + op)
+
+def _kapsel_dispatch(text):
+    request = json.loads(text)
+    if request["op"] == "interrupt":
+        running = _running[0]
+        if running is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(running), ctypes.py_object(TimeoutError))
+        return json.dumps({"ok": running is not None})
+    _running[0] = threading.get_ident()
+    try:
+        return json.dumps({"ok": _encode(_handle(request))})
+    except BaseException as error:
+        kind = type(error)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else kind.__module__ + "." + kind.__qualname__
+        return json.dumps({"error": {"type": name, "message": str(error), "traceback": traceback.format_exc()}})
+    finally:
+        _running[0] = None
+"""#
+}
