@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "Kapsel",
                 "KapselSequences",
+                "KapselPython",
                 "CKapselShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -13,6 +13,8 @@ final class EmbeddedPython: Sendable {
     static var current: EmbeddedPython? { started.withLock { $0 } }
 
     let runtime: PythonRuntime
+    /// The folders first on `sys.path` (an environment's packages), fixed at start.
+    let packagePaths: [String]
     private let library: PythonLibrary
     private let dispatchFunction: UnsafeSendable<OpaquePointer>
     private let queue = DispatchQueue(label: "kapsel.python")
@@ -25,6 +27,9 @@ final class EmbeddedPython: Sendable {
                 guard current.runtime == runtime else {
                     throw PythonError(type: "RuntimeMismatch", message: "this daemon already runs Python \(current.runtime.version) at \(current.runtime.executable); start the session in another daemon")
                 }
+                guard current.packagePaths == packagePaths else {
+                    throw PythonError(type: "EnvironmentMismatch", message: "this daemon's Python already runs with packages from \(current.packagePaths); start the session in another daemon (or restart this one)")
+                }
                 return current
             }
             let python = try EmbeddedPython(runtime, packagePaths: packagePaths)
@@ -35,6 +40,7 @@ final class EmbeddedPython: Sendable {
 
     private init(_ runtime: PythonRuntime, packagePaths: [String]) throws {
         self.runtime = runtime
+        self.packagePaths = packagePaths
         let library = try PythonLibrary(path: runtime.library)
         self.library = library
         setenv("PYTHONHOME", runtime.home, 1)
@@ -58,6 +64,14 @@ final class EmbeddedPython: Sendable {
             throw PythonError(type: "RuntimeNotLoadable", message: "Python \(runtime.version) started, but Kapsel's helper did not load (see the daemon's output)")
         }
         dispatchFunction = UnsafeSendable(function)
+        func address(_ function: UnsafeRawPointer) -> PythonJSON { .int(Int(bitPattern: function)) }
+        let configured = dispatch(PythonJSON.request([
+            "op": .string("configure"),
+            "allocate": address(unsafeBitCast(SharedMemoryBridge.allocate, to: UnsafeRawPointer.self)),
+            "address": address(unsafeBitCast(SharedMemoryBridge.addressOf, to: UnsafeRawPointer.self)),
+            "release": address(unsafeBitCast(SharedMemoryBridge.release, to: UnsafeRawPointer.self)),
+        ]))
+        _ = try PythonJSON.result(of: configured)
     }
 
     /// Runs `request` (JSON) and returns the response (JSON). If the calling task is

@@ -3,13 +3,44 @@
 /// of C API functions.
 ///
 /// Values cross as JSON: plain data as itself; any other object stays in `_objects` and
-/// crosses as `{"$object": id, "$type": name}`. Every exception is caught and answered as
+/// crosses as `{"$object": id, "$type": name}`; a float with an integral value as `{"$float": value}`
+/// (JSON would read it back as an integer). Every exception is caught and answered as
 /// `{"error": {type, message, traceback}}`.
 enum PythonHelper {
     static let source = #"""
 import builtins, importlib, json, threading, traceback, ctypes
 
 _objects = {}
+_bridge = {}
+
+def _configure(request):
+    _bridge["allocate"] = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(request["allocate"])
+    _bridge["address"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["address"])
+    _bridge["release"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(request["release"])
+
+def _view(spec):
+    import numpy, weakref
+    raw = (ctypes.c_char * max(spec["bytes"], 1)).from_address(spec["address"])
+    weakref.finalize(raw, _bridge["release"], spec["token"])
+    dtype = numpy.dtype(spec["dtype"])
+    array = numpy.ndarray(tuple(spec["shape"]), dtype=dtype, buffer=raw,
+                          strides=tuple(stride * dtype.itemsize for stride in spec["strides"]))
+    array.flags.writeable = False
+    return array
+
+_SHARED_KINDS = "biuf"
+
+def _shared(array):
+    import numpy
+    if array.dtype.kind not in _SHARED_KINDS or array.dtype.byteorder == ">" or array.dtype.hasobject:
+        return None
+    token = _bridge["allocate"](array.nbytes)
+    if token == 0:
+        raise MemoryError("cannot allocate %d bytes of shared memory" % array.nbytes)
+    target = numpy.ndarray(array.shape, dtype=array.dtype, buffer=(ctypes.c_char * max(array.nbytes, 1)).from_address(_bridge["address"](token)))
+    target[...] = array
+    return {"$array": {"token": token, "dtype": array.dtype.str, "shape": list(array.shape),
+                       "strides": [stride // array.dtype.itemsize for stride in target.strides]}}
 _next_object = [1]
 _namespaces = {}
 _running = [None]
@@ -35,11 +66,22 @@ def _encode(value):
     if kind is int:
         return value if -2**63 <= value < 2**63 else _keep(value)
     if kind is float:
-        return value if value == value and value not in (float("inf"), float("-inf")) else _keep(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            return _keep(value)
+        # JSON has no integral floats: 7.0 would read back as the integer 7.
+        return {"$float": value} if value.is_integer() else value
     if kind is list or kind is tuple:
         return [_encode(item) for item in value]
     if kind is dict and all(type(key) is str for key in value) and "$object" not in value:
         return {key: _encode(item) for key, item in value.items()}
+    if kind.__module__ == "numpy":
+        import numpy
+        if isinstance(value, numpy.generic) and value.dtype.kind in "biuf":
+            return _encode(value.item())
+        if kind is numpy.ndarray:
+            shared = _shared(value)
+            if shared is not None:
+                return shared
     return _keep(value)
 
 def _decode(value):
@@ -48,6 +90,10 @@ def _decode(value):
     if isinstance(value, dict):
         if "$object" in value:
             return _objects[value["$object"]]
+        if "$array" in value:
+            return _view(value["$array"])
+        if "$float" in value:
+            return float(value["$float"])
         return {key: _decode(item) for key, item in value.items()}
     return value
 
@@ -106,6 +152,9 @@ def _handle(request):
         return None
     if op == "count":
         return len(_objects)
+    if op == "configure":
+        _configure(request)
+        return None
     if op == "close":
         _namespaces.pop(request["session"], None)
         return None

@@ -36,10 +36,22 @@ enum PythonJSON: Codable, Sendable {
         case .null: try container.encodeNil()
         case .bool(let value): try container.encode(value)
         case .int(let value): try container.encode(value)
+        case .double(let value) where value.rounded() == value && value.isFinite:
+            // JSON has no integral floats: 7.0 would read back as the integer 7.
+            try container.encode(["$float": value])
         case .double(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// The number, if this is one.
+    var number: Double? {
+        switch self {
+        case .int(let value): Double(value)
+        case .double(let value): value
+        default: nil
         }
     }
 
@@ -78,6 +90,13 @@ extension PythonValue {
             var items: [String: PythonJSON] = [:]
             for (key, value) in entries { items[key] = await value.json() }
             return .object(items)
+        case .array(let array):
+            let token = SharedMemoryBridge.lend(array.buffer)
+            return .object(["$array": .object([
+                "token": .int(Int(token)), "address": .int(SharedMemoryBridge.address(of: array.buffer)), "bytes": .int(array.buffer.count),
+                "dtype": .string(array.elementType), "shape": .array(array.shape.map(PythonJSON.int)),
+                "strides": .array(array.strides.map(PythonJSON.int)),
+            ])])
         case .object(let object):
             let id = await object.whenLocal { $0.objectID } ?? -1
             return .object(["$object": .int(id)])
@@ -94,12 +113,27 @@ extension PythonValue {
         case .string(let value): self = .string(value)
         case .array(let items): self = .list(items.map { PythonValue($0, system: system) })
         case .object(let fields):
-            if case .int(let id)? = fields["$object"] {
+            if fields.count == 1, let number = fields["$float"], let value = number.number {
+                self = .double(value)
+            } else if case .object(let spec)? = fields["$array"], let array = PythonArray(spec) {
+                self = .array(array)
+            } else if case .int(let id)? = fields["$object"] {
                 let type: String = if case .string(let name)? = fields["$type"] { name } else { "object" }
                 self = .object(PythonObject(actorSystem: system, configuration: PythonObject.Configuration(id: id, type: type)))
             } else {
                 self = .dict(fields.mapValues { PythonValue($0, system: system) })
             }
         }
+    }
+}
+
+extension PythonArray {
+    /// The array Python wrote into the shared buffer `spec` names (taken back from it).
+    init?(_ spec: [String: PythonJSON]) {
+        guard case .int(let token)? = spec["token"], case .string(let type)? = spec["dtype"],
+              case .array(let shape)? = spec["shape"], case .array(let strides)? = spec["strides"],
+              let buffer = SharedMemoryBridge.take(Int64(token)) else { return nil }
+        func integers(_ values: [PythonJSON]) -> [Int] { values.compactMap { if case .int(let value) = $0 { value } else { nil } } }
+        self.init(elementType: type, shape: integers(shape), strides: integers(strides), buffer: buffer)
     }
 }

@@ -80,6 +80,11 @@ public distributed actor PythonSession: KapselActor {
         try await run(["op": .string("count")]).int ?? 0
     }
 
+    /// Shared buffers Python views now (arrays passed in that it still holds).
+    public distributed func viewedBufferCount() -> Int {
+        SharedMemoryBridge.count
+    }
+
     private func run(_ fields: [String: PythonJSON]) async throws -> PythonValue {
         var fields = fields
         fields["session"] = .string(name)

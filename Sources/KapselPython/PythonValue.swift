@@ -6,7 +6,7 @@ import Kapsel
 /// crosses as a `PythonObject` handle.
 ///
 /// Literals work: `try await python.call("round", 2.675, 2)`.
-public enum PythonValue: Codable, Sendable, Hashable {
+public enum PythonValue: Codable, Sendable, Equatable {
     case none
     case bool(Bool)
     case int(Int)
@@ -14,6 +14,8 @@ public enum PythonValue: Codable, Sendable, Hashable {
     case string(String)
     case list([PythonValue])
     case dict([String: PythonValue])
+    /// A numpy array in shared memory.
+    case array(PythonArray)
     /// An object that stays in Python.
     case object(PythonObject)
 
@@ -35,6 +37,8 @@ public enum PythonValue: Codable, Sendable, Hashable {
     public var list: [PythonValue]? { if case .list(let value) = self { value } else { nil } }
     /// The entries, if the value is a dictionary.
     public var dict: [String: PythonValue]? { if case .dict(let value) = self { value } else { nil } }
+    /// The array, if the value is a numpy array of numbers.
+    public var array: PythonArray? { if case .array(let value) = self { value } else { nil } }
     /// The handle, if the value stayed in Python.
     public var object: PythonObject? { if case .object(let value) = self { value } else { nil } }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Kapsel
 import KapselPython
+import KapselTestJobs
 import Testing
 
 #if canImport(Glibc)
@@ -37,6 +38,9 @@ extension ProcessTests {
 
         @Test func evalExecAndCallConvertEveryPlainType() async throws {
             try await withSession { _, python in
+                let seven = try await python.eval("7.0")
+                let sevenBack = try await python.call("repr", .double(7))
+                #expect(seven == .double(7) && sevenBack == "7.0", "an integral float stays a float both ways")
                 try await python.exec("import math\nx = 41")
                 let value1 = try await python.eval("x + 1")
                 #expect(value1 == 42)
@@ -96,6 +100,74 @@ extension ProcessTests {
             #expect(length == 5, "a handle goes back to Python as its object")
         }
 
+        @Test func numpyViewsASharedArrayInPlaceWithoutCopying() async throws {
+            try await withSession { daemons, python in
+                let count = 25_000_000   // 200 MB
+                let input = try SharedArray<Double>(count: count) { values in
+                    for index in values.indices { values[index] = Double(index % 1000) }
+                }
+                _ = try await python.call("numpy.zeros", 1)   // numpy loaded before measuring
+                let before = try await daemons.submit(DaemonMemory()).value
+                let sum = try await python.call("numpy.sum", .array(PythonArray(input)))
+                let after = try await daemons.submit(DaemonMemory()).value
+                #expect(sum.double == Double(count / 1000) * 499_500)
+                let growthMB = (after.residentAnonymousKB - before.residentAnonymousKB) / 1024
+                #expect(growthMB < 32, "numpy summed 200 MB where it lies; the daemon's private memory grew \(growthMB) MB")
+
+                try await python.exec("""
+                    def write(a):
+                        try:
+                            a[0] = 1
+                            return "written"
+                        except ValueError:
+                            return "read-only"
+                    def keep(a):
+                        global kept
+                        kept = a
+                    """)
+                let written = try await python.call("write", .array(PythonArray(input)))
+                #expect(written == "read-only", "memory that was sent is frozen, in Python too")
+                _ = try await python.call("keep", .array(PythonArray(input)))
+                let viewed = try await python.viewedBufferCount()
+                #expect(viewed == 1, "Python holds its view")
+                try await python.exec("kept = None")
+                let released = try await python.viewedBufferCount()
+                #expect(released == 0, "the buffer goes back when Python's last view is gone")
+            }
+        }
+
+        @Test func aColumnMajorTensorArrivesWithItsStrides() async throws {
+            try await withSession { _, python in
+                var matrix = try SharedTensor<Double>(shape: [3, 4], layout: .columnMajor)
+                matrix.withUnsafeMutableBufferPointer { values in
+                    for index in values.indices { values[index] = Double(index) }
+                }
+                try await python.exec("def describe(a):\n    return [list(a.shape), list(a.strides), bool(a.flags.f_contiguous), float(a[1, 2])]")
+                let description = try await python.call("describe", .array(PythonArray(matrix)))
+                #expect(description == [[3, 4], [8, 24], true, .double(matrix[1, 2])])
+            }
+        }
+
+        @Test func aNumpyResultReachesSwiftInSharedMemory() async throws {
+            try await withSession { _, python in
+                let before = MemoryUsage.current()
+                let result = try await python.call("numpy.arange", 0, 10_000_000, keywords: ["dtype": "int64"])
+                let after = MemoryUsage.current()
+                let array = try #require(result.array)
+                let tensor = try array.tensor(of: Int64.self)
+                #expect(tensor.shape == [10_000_000])
+                let right = tensor.withUnsafeBufferPointer { values in values.indices.allSatisfy { values[$0] == Int64($0) } }
+                #expect(right)
+                let growthMB = (after.residentAnonymousKB - before.residentAnonymousKB) / 1024
+                #expect(growthMB < 40, "80 MB arrived as shared memory; the host's private memory grew \(growthMB) MB")
+                let matrix = try await python.eval("__import__('numpy').arange(6, dtype='float32').reshape(2, 3).T")
+                let transposed = try #require(matrix.array)
+                let floats = try transposed.tensor(of: Float.self)
+                #expect(floats.shape == [3, 2] && floats[2, 1] == 5)
+                #expect(throws: PythonError.self) { try transposed.tensor(of: Double.self) }
+            }
+        }
+
         @Test func aPythonExceptionArrivesWithTypeMessageAndTraceback() async throws {
             try await withSession { _, python in
                 try await python.exec("def inner(x):\n    return 1 / x\ndef outer():\n    return inner(0)\n")
@@ -144,6 +216,35 @@ extension ProcessTests {
             }
         }
 
+        @Test func environmentsSeeOnlyTheirOwnPackagesAndChangeOnlyInsideManage() async throws {
+            let root = temporaryPath("environments")
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let runtime = TestPythons.primary
+            let oldWheel = try buildTestWheel(version: "1.0", into: root + "/wheels")
+            let newWheel = try buildTestWheel(version: "2.0", into: root + "/wheels")
+            let first = try PythonEnvironment("first", runtime: runtime, root: root)
+            let second = try PythonEnvironment("second", runtime: runtime, root: root)
+            let config = try String(contentsOfFile: first.directory + "/config.json", encoding: .utf8)
+            #expect(config.contains(runtime.fingerprint))
+            #expect(throws: PythonError.self, "an environment belongs to its runtime") {
+                try PythonEnvironment("first", runtime: TestPythons.other, root: root)
+            }
+            try await withTestDaemons(2) { daemons in
+                let one = try await daemons.manage(first, onDaemon: 0) { try await $0.install(["--no-index", oldWheel]) }
+                let two = try await daemons.manage(second, onDaemon: 1) { try await $0.install(["--no-index", newWheel]) }
+                let versionOne = try await one.eval("__import__('kapselprobe').__version__")
+                let versionTwo = try await two.eval("__import__('kapselprobe').__version__")
+                #expect(versionOne == "1.0" && versionTwo == "2.0", "each environment sees its own package")
+                let upgraded = try await daemons.manage(first, onDaemon: 0) { try await $0.install(["--no-index", newWheel]) }
+                let versionAfter = try await upgraded.eval("__import__('kapselprobe').__version__")
+                #expect(versionAfter == "2.0", "the fresh session sees the change")
+                await #expect(throws: JobError.self, "the old session stopped with its daemon") { try await one.eval("1") }
+                await #expect(throws: JobError.self, "a daemon's Python runs one environment") {
+                    try await daemons.spawn(PythonSession.self, configuration: second.sessionConfiguration, on: .daemon(0))
+                }
+            }
+        }
+
         @Test func anotherInterpreterRunsWithoutRestartingTheHost() async throws {
             let first = try await withSession(TestPythons.primary) { _, python in try await python.eval("__import__('sys').version.split()[0]") }
             let second = try await withSession(TestPythons.other) { _, python in try await python.eval("__import__('sys').version.split()[0]") }
@@ -151,4 +252,33 @@ extension ProcessTests {
             #expect(TestPythons.primary.fingerprint != TestPythons.other.fingerprint)
         }
     }
+}
+
+/// Builds a wheel of the one-module test package `kapselprobe` at `version` from source
+/// (with the standard library's zipfile: no network, no build tools); returns its path.
+func buildTestWheel(version: String, into directory: String) throws -> String {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let path = "\(directory)/kapselprobe-\(version)-py3-none-any.whl"
+    let script = """
+        import base64, hashlib, sys, zipfile
+        version, path = sys.argv[1], sys.argv[2]
+        info = "kapselprobe-%s.dist-info" % version
+        files = {
+            "kapselprobe/__init__.py": "__version__ = %r\\n" % version,
+            info + "/METADATA": "Metadata-Version: 2.1\\nName: kapselprobe\\nVersion: %s\\n" % version,
+            info + "/WHEEL": "Wheel-Version: 1.0\\nGenerator: kapsel-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+        }
+        record = []
+        with zipfile.ZipFile(path, "w") as wheel:
+            for name, text in files.items():
+                data = text.encode()
+                wheel.writestr(name, data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                record.append("%s,sha256=%s,%d" % (name, digest, len(data)))
+            record.append(info + "/RECORD,,")
+            wheel.writestr(info + "/RECORD", "\\n".join(record) + "\\n")
+        """
+    let outcome = try runProcess(TestPythons.primary.executable, arguments: ["-c", script, version, path], environment: [:])
+    guard outcome.status == 0 else { throw PythonError(type: "WheelError", message: outcome.output) }
+    return path
 }

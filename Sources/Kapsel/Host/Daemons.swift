@@ -175,6 +175,27 @@ public final class Daemons: Sendable {
         return EncodedJob(payload: payload, attachments: writer.storages)
     }
 
+    /// Replaces daemon `index` by a fresh process and waits (up to `options.startupTimeout`)
+    /// until the new one is online: the old one gets no more work, finishes what it
+    /// holds and exits. What lives in it — its actors, an embedded interpreter — is gone.
+    public func restart(daemon index: Int) async throws {
+        precondition(index >= 0 && index < count, "no daemon \(index) in a pool of \(count)")
+        var old = 0
+        dispatcher.perform { state in
+            let (instance, actions) = state.restart(slot: index)
+            old = instance
+            return actions
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + options.startupTimeout
+        while clock.now < deadline {
+            let slot = status().daemons[index]
+            if slot.online && slot.instance > old { return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw DaemonsError("daemon \(index) did not come back within \(options.startupTimeout)")
+    }
+
     /// A snapshot: connections, waiting jobs, and per daemon whether it is online,
     /// its instance, pid, and how many jobs it was assigned, completed and crashed on.
     public func status() -> DaemonsStatus {

@@ -348,6 +348,17 @@ struct DispatcherState {
         return dismissIfRetired(index)
     }
 
+    /// Replaces the daemon of `slot` by a fresh one, as if it retired: it gets no more
+    /// work, finishes what it holds, and exits; a new daemon takes the slot. Its actors
+    /// are lost with it. Returns the instance the slot has now.
+    mutating func restart(slot index: Int) -> (instance: Int, actions: [DispatcherAction]) {
+        guard phase == .running, slots.indices.contains(index), slots[index].phase == .online, slots[index].retiring == nil else {
+            return (slots.indices.contains(index) ? slots[index].instance : 0, [])
+        }
+        slots[index].retiring = .wallTime
+        return (slots[index].instance, dismissIfRetired(index))
+    }
+
     /// Sends `shutdown` to a retiring daemon that holds nothing any more.
     private func dismissIfRetired(_ index: Int) -> [DispatcherAction] {
         guard slots[index].retiring != nil, slots[index].inFlight.isEmpty, slots[index].directCalls.isEmpty,
