@@ -62,7 +62,7 @@ let package = Package(
             ]
         ),
         .target(name: "KapselSequences", dependencies: ["Kapsel"]),
-        .target(name: "KapselPython", dependencies: ["Kapsel", "KapselWire", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "KapselPython", dependencies: ["Kapsel", "KapselWire", "KapselArrow", "CKapselArrow", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [

@@ -1,3 +1,4 @@
+import Foundation
 import Kapsel
 
 extension Daemons {
@@ -17,5 +18,22 @@ extension Daemons {
         try await restart(daemon: index)
         try await body(environment)
         return try await spawn(PythonSession.self, configuration: environment.sessionConfiguration, on: .daemon(index))
+    }
+}
+
+extension Daemons {
+    /// A Python session in a daemon (placed like any actor) — or, with `inProcess`, in
+    /// this very process, to step through Python with the host's debugger.
+    ///
+    /// **In-process mode is unsafe**: a segfault, `os._exit` or a hang in Python then takes
+    /// the host down with it, and one interpreter (one runtime, one environment) serves the
+    /// whole process. It is off unless asked for, by argument or by setting the
+    /// environment variable `KAPSEL_PYTHON_IN_PROCESS=1`.
+    public func pythonSession(
+        _ configuration: PythonSession.Configuration, on placement: ActorPlacement = .leastLoaded,
+        inProcess: Bool = ProcessInfo.processInfo.environment["KAPSEL_PYTHON_IN_PROCESS"] == "1"
+    ) async throws -> PythonSession {
+        if inProcess { return try PythonSession(actorSystem: actorSystem, configuration: configuration) }
+        return try await spawn(PythonSession.self, configuration: configuration, on: placement)
     }
 }

@@ -70,6 +70,10 @@ final class EmbeddedPython: Sendable {
             "allocate": address(unsafeBitCast(SharedMemoryBridge.allocate, to: UnsafeRawPointer.self)),
             "address": address(unsafeBitCast(SharedMemoryBridge.addressOf, to: UnsafeRawPointer.self)),
             "release": address(unsafeBitCast(SharedMemoryBridge.release, to: UnsafeRawPointer.self)),
+            "structs": address(unsafeBitCast(ArrowBridge.lendStructsForPython, to: UnsafeRawPointer.self)),
+            "array_at": address(unsafeBitCast(ArrowBridge.arrayAddress, to: UnsafeRawPointer.self)),
+            "schema_at": address(unsafeBitCast(ArrowBridge.schemaAddress, to: UnsafeRawPointer.self)),
+            "free_structs": address(unsafeBitCast(ArrowBridge.freeStructs, to: UnsafeRawPointer.self)),
         ]))
         _ = try PythonJSON.result(of: configured)
     }

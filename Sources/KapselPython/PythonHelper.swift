@@ -17,6 +17,26 @@ def _configure(request):
     _bridge["allocate"] = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(request["allocate"])
     _bridge["address"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["address"])
     _bridge["release"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(request["release"])
+    _bridge["structs"] = ctypes.CFUNCTYPE(ctypes.c_int64)(request["structs"])
+    _bridge["array_at"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["array_at"])
+    _bridge["schema_at"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["schema_at"])
+    _bridge["free_structs"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(request["free_structs"])
+
+def _import_table(spec):
+    import pyarrow
+    token = spec["token"]
+    try:
+        return pyarrow.RecordBatch._import_from_c(_bridge["array_at"](token), _bridge["schema_at"](token))
+    finally:
+        _bridge["free_structs"](token)
+
+def _export_table(value):
+    import pyarrow
+    if isinstance(value, pyarrow.Table):
+        value = value.combine_chunks().to_batches()[0] if value.num_rows else pyarrow.RecordBatch.from_pylist([], schema=value.schema)
+    token = _bridge["structs"]()
+    value._export_to_c(_bridge["array_at"](token), _bridge["schema_at"](token))
+    return {"$table": {"token": token}}
 
 def _view(spec):
     import numpy, weakref
@@ -74,6 +94,8 @@ def _encode(value):
         return [_encode(item) for item in value]
     if kind is dict and all(type(key) is str for key in value) and "$object" not in value:
         return {key: _encode(item) for key, item in value.items()}
+    if kind.__module__.startswith("pyarrow") and kind.__name__ in ("RecordBatch", "Table"):
+        return _export_table(value)
     if kind.__module__ == "numpy":
         import numpy
         if isinstance(value, numpy.generic) and value.dtype.kind in "biuf":
@@ -94,6 +116,8 @@ def _decode(value):
             return _view(value["$array"])
         if "$float" in value:
             return float(value["$float"])
+        if "$table" in value:
+            return _import_table(value["$table"])
         return {key: _decode(item) for key, item in value.items()}
     return value
 

@@ -97,6 +97,8 @@ extension PythonValue {
                 "dtype": .string(array.elementType), "shape": .array(array.shape.map(PythonJSON.int)),
                 "strides": .array(array.strides.map(PythonJSON.int)),
             ])])
+        case .table(let table):
+            return .object(["$table": .object(["token": .int(Int(ArrowBridge.export(table)))])])
         case .object(let object):
             let id = await object.whenLocal { $0.objectID } ?? -1
             return .object(["$object": .int(id)])
@@ -104,24 +106,26 @@ extension PythonValue {
     }
 
     /// A value the interpreter answered with; objects become handles (actors of `system`).
-    init(_ json: PythonJSON, system: KapselActorSystem) {
+    init(_ json: PythonJSON, system: KapselActorSystem) throws {
         switch json {
         case .null: self = .none
         case .bool(let value): self = .bool(value)
         case .int(let value): self = .int(value)
         case .double(let value): self = .double(value)
         case .string(let value): self = .string(value)
-        case .array(let items): self = .list(items.map { PythonValue($0, system: system) })
+        case .array(let items): self = .list(try items.map { try PythonValue($0, system: system) })
         case .object(let fields):
             if fields.count == 1, let number = fields["$float"], let value = number.number {
                 self = .double(value)
             } else if case .object(let spec)? = fields["$array"], let array = PythonArray(spec) {
                 self = .array(array)
+            } else if case .object(let spec)? = fields["$table"], case .int(let token)? = spec["token"] {
+                self = .table(try ArrowBridge.importTable(Int64(token)))
             } else if case .int(let id)? = fields["$object"] {
                 let type: String = if case .string(let name)? = fields["$type"] { name } else { "object" }
                 self = .object(PythonObject(actorSystem: system, configuration: PythonObject.Configuration(id: id, type: type)))
             } else {
-                self = .dict(fields.mapValues { PythonValue($0, system: system) })
+                self = .dict(try fields.mapValues { try PythonValue($0, system: system) })
             }
         }
     }

@@ -80,6 +80,11 @@ public distributed actor PythonSession: KapselActor {
         try await run(["op": .string("count")]).int ?? 0
     }
 
+    /// Tables passed to Python whose memory pyarrow has not released yet.
+    public distributed func exportedTableCount() -> Int {
+        ArrowBridge.outstanding
+    }
+
     /// Shared buffers Python views now (arrays passed in that it still holds).
     public distributed func viewedBufferCount() -> Int {
         SharedMemoryBridge.count
@@ -88,7 +93,7 @@ public distributed actor PythonSession: KapselActor {
     private func run(_ fields: [String: PythonJSON]) async throws -> PythonValue {
         var fields = fields
         fields["session"] = .string(name)
-        return PythonValue(try PythonJSON.result(of: await python.request(PythonJSON.request(fields))), system: actorSystem)
+        return try PythonValue(PythonJSON.result(of: await python.request(PythonJSON.request(fields))), system: actorSystem)
     }
 }
 
@@ -148,7 +153,7 @@ public distributed actor PythonObject: KapselActor {
         guard let python = EmbeddedPython.current else { throw PythonError(type: "KapselError", message: "no Python runs in this daemon") }
         var fields = fields
         fields["object"] = .int(objectID)
-        return PythonValue(try PythonJSON.result(of: await python.request(PythonJSON.request(fields))), system: actorSystem)
+        return try PythonValue(PythonJSON.result(of: await python.request(PythonJSON.request(fields))), system: actorSystem)
     }
 }
 

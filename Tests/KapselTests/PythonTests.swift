@@ -1,5 +1,6 @@
 import Foundation
 import Kapsel
+import KapselArrow
 import KapselPython
 import KapselTestJobs
 import Testing
@@ -168,6 +169,42 @@ extension ProcessTests {
             }
         }
 
+        @Test func tablesCrossToPyarrowAndBackWithNullsAndStrings() async throws {
+            try await withSession { _, python in
+                let table = try SharedTable([
+                    .primitive("price", [1.5, nil, 3.0]), .utf8("name", ["a", nil, "ç"]), .bool("ok", [true, false, nil]),
+                ])
+                try await python.exec("""
+                    def describe(batch):
+                        return batch.to_pydict()
+                    def keep(batch):
+                        global kept
+                        kept = batch
+                        return batch.num_rows
+                    def echo(batch):
+                        return batch
+                    """)
+                let described = try await python.call("describe", .table(table))
+                #expect(described == ["price": [1.5, nil, 3.0], "name": ["a", nil, "ç"], "ok": [true, false, nil]])
+                let rows = try await python.call("keep", .table(table))
+                #expect(rows == 3)
+                let held = try await python.exportedTableCount()
+                #expect(held > 0, "pyarrow holds the exported table")
+                try await python.exec("kept = None")
+                let released = try await python.exportedTableCount()
+                #expect(released == 0, "pyarrow's release callback gave the memory back")
+
+                let made = try await python.eval("__import__('pyarrow').record_batch({'x': [1, None, 3], 's': ['p', 'q', None]})")
+                let back = try #require(made.table)
+                let x = try #require(back["x"])
+                let text = try #require(back["s"])
+                #expect(back.rowCount == 3 && x.value(0, as: Int64.self) == 1 && x.isNull(1) && x.value(2, as: Int64.self) == 3)
+                #expect(text.string(0) == "p" && text.string(1) == "q" && text.isNull(2))
+                let echoed = try await python.call("echo", .table(table))
+                #expect(echoed == .table(table), "a table goes to pyarrow and comes back the same")
+            }
+        }
+
         @Test func aPythonExceptionArrivesWithTypeMessageAndTraceback() async throws {
             try await withSession { _, python in
                 try await python.exec("def inner(x):\n    return 1 / x\ndef outer():\n    return inner(0)\n")
@@ -242,6 +279,17 @@ extension ProcessTests {
                 await #expect(throws: JobError.self, "a daemon's Python runs one environment") {
                     try await daemons.spawn(PythonSession.self, configuration: second.sessionConfiguration, on: .daemon(0))
                 }
+            }
+        }
+
+        @Test func inProcessModeRunsPythonInTheHostItself() async throws {
+            try await withTestDaemons(1) { daemons in
+                let python = try await daemons.pythonSession(.init(runtime: TestPythons.primary), inProcess: true)
+                let pid = try await python.eval("__import__('os').getpid()")
+                #expect(pid == .int(Int(getpid())), "the interpreter runs in this process")
+                let daemonSide = try await daemons.pythonSession(.init(runtime: TestPythons.primary))
+                let daemonPID = try await daemonSide.eval("__import__('os').getpid()")
+                #expect(daemonPID != .int(Int(getpid())))
             }
         }
 
