@@ -8,12 +8,19 @@ import KapselArrow
 ///
 /// Literals work: `try await python.call("round", 2.675, 2)`.
 public enum PythonValue: Codable, Sendable, Equatable {
+    /// `None`.
     case none
+    /// A `bool`.
     case bool(Bool)
+    /// An `int` within 64 bits.
     case int(Int)
+    /// A finite `float`.
     case double(Double)
+    /// A `str`.
     case string(String)
+    /// A `list` or `tuple`.
     case list([PythonValue])
+    /// A `dict` with `str` keys.
     case dict([String: PythonValue])
     /// A numpy array in shared memory.
     case array(PythonArray)
