@@ -168,6 +168,7 @@ final class RawListener {
     deinit {
         close(fd)
         unlink(path)
+        rmdir((path as NSString).deletingLastPathComponent)
     }
 
     /// Accepts one connection (waiting at most 10 s) and returns its descriptor.
