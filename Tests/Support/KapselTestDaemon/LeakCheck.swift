@@ -29,7 +29,13 @@ enum LeakCheck {
                 _ = await holding.result
             }
         }
-        let after = MemoryUsage.current()
+        // Closing is asynchronous in places (a channel closes on its event loop, a reaped
+        // daemon's pidfd after the reap): a leak is what is still open a moment later.
+        var after = MemoryUsage.current()
+        for _ in 0..<40 where after.openDescriptors != before.openDescriptors {
+            try await Task.sleep(for: .milliseconds(50))
+            after = MemoryUsage.current()
+        }
         let children = ProcessInspection.children().count
         print("descriptors \(before.openDescriptors) -> \(after.openDescriptors)")
         print("shared memory \(before.residentSharedKB) kB -> \(after.residentSharedKB) kB")
