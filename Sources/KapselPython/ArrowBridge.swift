@@ -1,7 +1,6 @@
 import CKapselArrow
 import Kapsel
 import KapselArrow
-import Synchronization
 
 /// `SharedTable`s crossing into and out of the embedded interpreter through the Arrow C
 /// Data Interface, as pyarrow record batches. Into Python: the table is exported (no
@@ -18,7 +17,7 @@ enum ArrowBridge {
         var schema: UnsafeMutablePointer<ArrowSchema> { UnsafeMutablePointer(bitPattern: schemaAddress)! }
     }
 
-    private static let structs = Mutex<(next: Int64, lent: [Int64: Structs])>((1, [:]))
+    private static let structs = TokenRegistry<Structs>()
 
     /// Fresh empty structs for an export; returns their token.
     static func lendStructs() -> Int64 {
@@ -26,22 +25,12 @@ enum ArrowBridge {
         let schema = UnsafeMutablePointer<ArrowSchema>.allocate(capacity: 1)
         array.initialize(to: ArrowArray())
         schema.initialize(to: ArrowSchema())
-        return structs.withLock { state in
-            let token = state.next
-            state.next += 1
-            state.lent[token] = Structs(arrayAddress: Int(bitPattern: array), schemaAddress: Int(bitPattern: schema))
-            return token
-        }
-    }
-
-    /// The addresses of the structs of `token`.
-    static func addresses(_ token: Int64) -> (array: Int, schema: Int)? {
-        structs.withLock { $0.lent[token] }.map { ($0.arrayAddress, $0.schemaAddress) }
+        return structs.lend(Structs(arrayAddress: Int(bitPattern: array), schemaAddress: Int(bitPattern: schema)))
     }
 
     /// Frees the structs of `token` (their contents moved or released already).
     static func free(_ token: Int64) {
-        guard let pair = structs.withLock({ $0.lent.removeValue(forKey: token) }) else { return }
+        guard let pair = structs.take(token) else { return }
         pair.array.deallocate()
         pair.schema.deallocate()
     }
@@ -49,14 +38,14 @@ enum ArrowBridge {
     /// Exports `table` into fresh structs; returns their token (pyarrow moves them).
     static func export(_ table: SharedTable) -> Int64 {
         let token = lendStructs()
-        let pair = structs.withLock { $0.lent[token]! }
+        let pair = structs.value(token)!
         table.exportArrow(array: pair.array, schema: pair.schema)
         return token
     }
 
     /// The batch pyarrow exported into the structs of `token`, copied into a `SharedTable`.
     static func importTable(_ token: Int64) throws -> SharedTable {
-        guard let pair = structs.withLock({ $0.lent[token] }) else { throw PythonError(type: "KapselError", message: "unknown Arrow export \(token)") }
+        guard let pair = structs.value(token) else { throw PythonError(type: "KapselError", message: "unknown Arrow export \(token)") }
         defer { free(token) }
         let batch = try ImportedArrowArray.take(array: pair.array, schema: pair.schema)
         guard batch.isStructure else { throw PythonError(type: "TypeError", message: "pyarrow exported an array, not a record batch") }
@@ -89,7 +78,7 @@ enum ArrowBridge {
     static var outstanding: Int { ArrowExport.outstanding }
 
     static let lendStructsForPython: @convention(c) () -> Int64 = { lendStructs() }
-    static let arrayAddress: @convention(c) (Int64) -> Int = { addresses($0)?.array ?? 0 }
-    static let schemaAddress: @convention(c) (Int64) -> Int = { addresses($0)?.schema ?? 0 }
+    static let arrayAddress: @convention(c) (Int64) -> Int = { structs.value($0)?.arrayAddress ?? 0 }
+    static let schemaAddress: @convention(c) (Int64) -> Int = { structs.value($0)?.schemaAddress ?? 0 }
     static let freeStructs: @convention(c) (Int64) -> Void = { free($0) }
 }

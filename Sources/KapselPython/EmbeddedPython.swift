@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Kapsel
 import Synchronization
 
 /// The Python interpreter embedded in this process: at most one, started on first use
@@ -88,6 +89,18 @@ final class EmbeddedPython: Sendable {
         } onCancel: {
             Thread.detachNewThread { _ = self.dispatch(#"{"op":"interrupt"}"#) }
         }
+    }
+
+    /// The value Python answers `fields` with (objects become handles, actors of
+    /// `system`); throws the Python exception it reports.
+    func value(of fields: [String: PythonJSON], system: KapselActorSystem) async throws -> PythonValue {
+        try PythonValue(PythonJSON.result(of: await request(PythonJSON.request(fields))), system: system)
+    }
+
+    /// Sends `fields` without waiting for the answer: what a deinit does.
+    func post(_ fields: [String: PythonJSON]) {
+        let text = PythonJSON.request(fields)
+        Task { _ = await request(text) }
     }
 
     /// Calls the helper with the GIL held.

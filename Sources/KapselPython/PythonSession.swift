@@ -46,9 +46,7 @@ public distributed actor PythonSession: KapselActor {
     }
 
     deinit {
-        let python = self.python
-        let request = PythonJSON.request(["op": .string("close"), "session": .string(name)])
-        Task { _ = await python.request(request) }
+        python.post(["op": .string("close"), "session": .string(name)])
     }
 
     /// The interpreter this session runs.
@@ -91,9 +89,7 @@ public distributed actor PythonSession: KapselActor {
     }
 
     private func run(_ fields: [String: PythonJSON]) async throws -> PythonValue {
-        var fields = fields
-        fields["session"] = .string(name)
-        return try PythonValue(PythonJSON.result(of: await python.request(PythonJSON.request(fields))), system: actorSystem)
+        try await python.value(of: fields.merging(["session": .string(name)]) { _, new in new }, system: actorSystem)
     }
 }
 
@@ -126,9 +122,7 @@ public distributed actor PythonObject: KapselActor {
     }
 
     deinit {
-        guard let python = EmbeddedPython.current else { return }
-        let request = PythonJSON.request(["op": .string("release"), "object": .int(objectID)])
-        Task { _ = await python.request(request) }
+        EmbeddedPython.current?.post(["op": .string("release"), "object": .int(objectID)])
     }
 
     /// The object's type, e.g. `numpy.ndarray`.
@@ -151,9 +145,7 @@ public distributed actor PythonObject: KapselActor {
 
     private func run(_ fields: [String: PythonJSON]) async throws -> PythonValue {
         guard let python = EmbeddedPython.current else { throw PythonError(type: "KapselError", message: "no Python runs in this daemon") }
-        var fields = fields
-        fields["object"] = .int(objectID)
-        return try PythonValue(PythonJSON.result(of: await python.request(PythonJSON.request(fields))), system: actorSystem)
+        return try await python.value(of: fields.merging(["object": .int(objectID)]) { _, new in new }, system: actorSystem)
     }
 }
 

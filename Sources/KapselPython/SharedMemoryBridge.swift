@@ -1,29 +1,23 @@
 import Kapsel
-import Synchronization
 
 /// Shared memory lent to the embedded interpreter, by token: buffers Python views (held
 /// until Python's last view of them is gone, when it calls `kapsel_release`) and
 /// buffers Python fills with a result (`kapsel_allocate`, then taken back by Swift).
 enum SharedMemoryBridge {
-    private static let lent = Mutex<(next: Int64, buffers: [Int64: SharedBuffer])>((1, [:]))
+    private static let lent = TokenRegistry<SharedBuffer>()
 
     /// Lends `buffer` to Python; returns its token.
     static func lend(_ buffer: SharedBuffer) -> Int64 {
-        lent.withLock { state in
-            let token = state.next
-            state.next += 1
-            state.buffers[token] = buffer
-            return token
-        }
+        lent.lend(buffer)
     }
 
     /// Takes back the buffer of `token` (a result Python wrote).
     static func take(_ token: Int64) -> SharedBuffer? {
-        lent.withLock { $0.buffers.removeValue(forKey: token) }
+        lent.take(token)
     }
 
-    /// Buffers Python holds now (tests).
-    static var count: Int { lent.withLock { $0.buffers.count } }
+    /// Buffers Python holds now.
+    static var count: Int { lent.count }
 
     /// The address of a buffer's first byte, as it lies (no copy-on-write check: Python
     /// views it read-only, or fills a buffer nobody else sees yet).
@@ -38,7 +32,7 @@ enum SharedMemoryBridge {
     }
 
     static let addressOf: @convention(c) (Int64) -> Int = { token in
-        lent.withLock { $0.buffers[token] }.map(address(of:)) ?? 0
+        lent.value(token).map(address(of:)) ?? 0
     }
 
     static let release: @convention(c) (Int64) -> Void = { token in

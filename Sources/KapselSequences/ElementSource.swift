@@ -40,32 +40,25 @@ final class DaemonSource<Item: Job>: ElementSource {
 
     private let jobs: LazyIndexed<Item>
     private let daemons: Daemons
-    private let largestBatch: Int
-    private let batchSize: Mutex<Int>
-    private let isAdaptive: Bool
+    private let fixedBatchSize: Int?
+    private let sizer: Mutex<BatchSizer>
 
     init(jobs: LazyIndexed<Item>, daemons: Daemons, buffer: Int, batchSize: Int?) {
         self.jobs = jobs
         self.daemons = daemons
-        self.largestBatch = batchSize ?? Swift.max(1, buffer / (2 * Swift.max(1, daemons.count)))
-        self.batchSize = Mutex(batchSize ?? 1)
-        self.isAdaptive = batchSize == nil
+        self.fixedBatchSize = batchSize
+        self.sizer = Mutex(BatchSizer(limit: buffer / (2 * Swift.max(1, daemons.count))))
     }
 
-    var chunkSize: Int { batchSize.withLock { $0 } }
+    var chunkSize: Int { fixedBatchSize ?? sizer.withLock { $0.size } }
 
     func start(_ indices: Range<Int>, completion: @escaping @Sendable (Int, Result<Value, any Error>) -> Void) {
         let batch = daemons.submitBatch(indices.map { jobs[$0] })
         batch.whenResolved { [self] outcome in
-            if let runTime = outcome.runTime { resize(after: runTime, count: indices.count) }
+            if fixedBatchSize == nil, let runTime = outcome.runTime {
+                sizer.withLock { $0.record(runTime: runTime, count: indices.count) }
+            }
             for (index, result) in zip(indices, outcome.results) { completion(index, result.mapError { $0 }) }
         }
-    }
-
-    private func resize(after runTime: Duration, count: Int) {
-        guard isAdaptive else { return }
-        let (seconds, attoseconds) = runTime.components
-        let perItem = Swift.max((Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(count), 1_000)
-        batchSize.withLock { $0 = Swift.min(Swift.max(1, Int(4_000_000 / perItem)), largestBatch) }
     }
 }

@@ -64,10 +64,11 @@ struct PrefetchTests {
         #expect(try await iterator.next() == 3)
 
         var collected: [String] = []
-        for await result in LazyIndexed(count: 4).prefetch(workers: 2) { (index: Int) throws -> Int in
+        let failingOne = LazyIndexed(count: 4).prefetch(workers: 2) { (index: Int) throws -> Int in
             if index == 1 { throw BadItem(index: 1) }
             return index
-        }.results {
+        }
+        for await result in failingOne.results {
             collected.append((try? result.get()).map(String.init) ?? "error")
         }
         #expect(collected == ["0", "error", "2", "3"])

@@ -15,7 +15,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
 
     private enum State {
         case awaitingHello(nonce: [UInt8])
-        case accepted(slot: Int, instance: Int)
+        case accepted(slot: Int, instance: Int, carrier: any AttachmentCarrier)
         case closed
     }
 
@@ -25,7 +25,6 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private let dispatcher: Dispatcher
     private let secret: HostSecret
     private var state = State.closed
-    private var carrier: (any AttachmentCarrier)?
     private var handshakeTimer: Scheduled<Void>?
     private var closeReason: String?
     private let heartbeat: HeartbeatMonitor?
@@ -62,41 +61,41 @@ final class HostConnectionHandler: ChannelInboundHandler {
         switch (state, message) {
         case (.awaitingHello(let nonce), .hello(let hello)):
             admit(hello, hostNonce: nonce, context: context)
-        case (.accepted(let slot, let instance), .result(let result)):
+        case (.accepted(let slot, let instance, let carrier), .result(let result)):
             let attachments: SharedAttachmentReader?
             do {
-                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: carrier!)
+                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: carrier)
             } catch {
                 violation("cannot receive the shared memory of a result: \(error)", context: context)
                 return
             }
             dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, result: result, attachments: attachments) }
-        case (.accepted(let slot, let instance), .callResult(let result)):
+        case (.accepted(let slot, let instance, let carrier), .callResult(let result)):
             let attachments: SharedAttachmentReader?
             do {
-                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: carrier!)
+                attachments = try receiveAttachments(result.attachments, tag: result.requestID, through: carrier)
             } catch {
                 violation("cannot receive the shared memory of a call's result: \(error)", context: context)
                 return
             }
             dispatcher.perform { $0.callFinished(slot: slot, instance: instance, result: result, attachments: attachments) }
-        case (.accepted(let slot, let instance), .actorCount(let count)):
+        case (.accepted(let slot, let instance, _), .actorCount(let count)):
             dispatcher.perform { state in
                 state.actorCountReported(slot: slot, instance: instance, count: Int(count))
                 return []
             }
         case (.accepted, .heartbeat):
             break
-        case (.accepted(let slot, let instance), .retiring(let exitCode)):
+        case (.accepted(let slot, let instance, _), .retiring(let exitCode)):
             dispatcher.perform { $0.daemonRetiring(slot: slot, instance: instance, exitCode: exitCode) }
-        case (.accepted, .attachmentChunk(let chunk)):
+        case (.accepted(_, _, let carrier), .attachmentChunk(let chunk)):
             do {
-                try carrier?.received(chunk)
+                try carrier.received(chunk)
             } catch {
                 violation("cannot receive streamed shared memory: \(error)", context: context)
             }
-        case (.accepted, .released(let tokens)):
-            carrier?.peerReleased(tokens)
+        case (.accepted(_, _, let carrier), .released(let tokens)):
+            carrier.peerReleased(tokens)
         case (.closed, _):
             break
         default:
@@ -133,8 +132,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
         }
         switch admission {
         case .accepted(let slot, let instance):
-            self.carrier = carrier
-            state = .accepted(slot: slot, instance: instance)
+            state = .accepted(slot: slot, instance: instance, carrier: carrier!)
             if let heartbeatTimeout {
                 heartbeat?.start(context: context) {
                     self.violation("no word from the daemon for \(heartbeatTimeout): its machine is gone or the link is cut", context: context)
@@ -159,15 +157,15 @@ final class HostConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        carrier?.writabilityChanged()
+        if case .accepted(_, _, let carrier) = state { carrier.writabilityChanged() }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         heartbeat?.stop()
-        carrier?.connectionClosed()
         handshakeTimer?.cancel()
-        if case .accepted(let slot, let instance) = state {
+        if case .accepted(let slot, let instance, let carrier) = state {
+            carrier.connectionClosed()
             let reason = closeReason
             dispatcher.perform { $0.connectionClosed(slot: slot, instance: instance, reason: reason) }
         }

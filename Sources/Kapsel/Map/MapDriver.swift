@@ -38,8 +38,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     private var stopped = false
     private var nextToDeliver = 0
     private var ready: Deque<Element> = []
-    private var batchSize = 1
-    private var itemNanoseconds: Double?
+    private var sizer = BatchSizer(limit: 4096)
 
     init(daemons: Daemons, source: Source, total: Int?, order: MapOrder, progress: Bool, stopOnFirstError: Bool, options: MapOptions, makeJob: @escaping (Source.Element) -> Item) {
         self.daemons = daemons
@@ -83,7 +82,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
         while !exhausted, batches.count < limit {
             let size: Int = switch options.batching {
             case .fixed(let count): max(1, count)
-            case .automatic: options.timeout == nil ? batchSize : 1
+            case .automatic: options.timeout == nil ? sizer.size : 1
             }
             var items: [Item] = []
             items.reserveCapacity(size)
@@ -108,7 +107,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     private func finished(_ id: Int, _ outcome: JobBatch<Item>.Outcome) {
         guard let batch = batches.removeValue(forKey: id) else { return }
         batchByFirstIndex.removeValue(forKey: batch.firstIndex)
-        if let runTime = outcome.runTime { resize(after: runTime, count: batch.jobs.count) }
+        if case .automatic = options.batching, let runTime = outcome.runTime { sizer.record(runTime: runTime, count: batch.jobs.count) }
         deliver(outcome.results, from: batch.firstIndex)
     }
 
@@ -139,15 +138,5 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
         batches = [:]
         batchByFirstIndex = [:]
         return true
-    }
-
-    /// Sizes the next batches for about 4 ms of work, growing at most fourfold at a time.
-    private func resize(after runTime: Duration, count: Int) {
-        guard case .automatic = options.batching, count > 0, runTime >= .zero else { return }
-        let (seconds, attoseconds) = runTime.components
-        let perItem = max((Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(count), 50)
-        itemNanoseconds = itemNanoseconds.map { 0.5 * $0 + 0.5 * perItem } ?? perItem
-        let wanted = Int(4_000_000 / itemNanoseconds!)
-        batchSize = min(max(1, wanted), min(4096, batchSize * 4))
     }
 }
