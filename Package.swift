@@ -104,6 +104,7 @@ let package = Package(
                 "Kapsel", "KapselWire", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -126,18 +126,19 @@ public final class Daemons: Sendable {
     ///   - retries: how many times to re-run the job if its daemon dies while running it.
     public func submit<J: Job>(_ job: J, timeout: Duration? = nil, retries: Int = 0) -> JobHandle<J.Output> {
         let id = dispatcher.makeJobID()
-        let handle = JobHandle<J.Output>(id: id, jobType: J.jobTypeName, actorSystem: actorSystem) { [dispatcher] id in
+        let jobType = J.jobTypeName
+        let handle = JobHandle<J.Output>(id: id, jobType: jobType, actorSystem: actorSystem) { [dispatcher] id in
             dispatcher.perform { $0.cancel(job: id) }
         }
         let encoded: EncodedJob
         do {
             encoded = try encode(job)
         } catch {
-            handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
+            handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: jobType)))
             return handle
         }
         dispatcher.perform {
-            $0.submit(id: id, jobType: J.jobTypeName, payload: encoded.payload, attachments: encoded.attachments, resolver: handle, timeout: timeout, retries: retries)
+            $0.submit(id: id, jobType: jobType, payload: encoded.payload, attachments: encoded.attachments, resolver: handle, timeout: timeout, retries: retries)
         }
         return handle
     }

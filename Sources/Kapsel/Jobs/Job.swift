@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A unit of work that runs in a daemon: a `Codable` value whose `run()` produces a
 /// `Codable` output.
 ///
@@ -32,7 +34,22 @@ public protocol Job: Codable, Sendable {
 
 extension Job {
     /// The type's fully qualified name, e.g. `MyModule.Simulate`.
-    public static var jobTypeName: String { String(reflecting: Self.self) }
+    public static var jobTypeName: String { TypeNames.name(of: Self.self) { String(reflecting: Self.self) } }
+}
+
+/// Job type names, worked out once per type: `String(reflecting:)` walks the type's
+/// metadata each time, and a job's name is asked for on every submission.
+enum TypeNames {
+    private static let names = Mutex<[ObjectIdentifier: String]>([:])
+
+    /// The name of `type`, from `make` the first time it is asked for.
+    static func name(of type: Any.Type, _ make: () -> String) -> String {
+        let key = ObjectIdentifier(type)
+        if let known = names.withLock({ $0[key] }) { return known }
+        let name = make()
+        names.withLock { $0[key] = name }
+        return name
+    }
 }
 
 /// An error that knows where it was thrown; the daemon reports the location with it.

@@ -8,7 +8,7 @@ import Glibc
 struct MapBatch<Item: Job>: Job {
     var items: [Item]
 
-    static var jobTypeName: String { "kapsel.batch:" + Item.jobTypeName }
+    static var jobTypeName: String { TypeNames.name(of: Self.self) { "kapsel.batch:" + Item.jobTypeName } }
 
     struct Output: Codable, Sendable {
         var outcomes: [MapItemOutcome<Item.Output>]
@@ -36,9 +36,37 @@ struct MapBatch<Item: Job>: Job {
 }
 
 /// How one item of a batch ended.
+///
+/// Coded by hand as a pair (a tag, then the output or the failure) rather than as the
+/// synthesized keyed form with its nested containers: a batch's results are decoded on
+/// the host's event loop, item by item, so this is on every item's path.
 enum MapItemOutcome<Output: Codable & Sendable>: Codable, Sendable {
     case success(Output)
     case failure(MapItemFailure)
+
+    private static var successTag: Int { 0 }
+    private static var failureTag: Int { 1 }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        switch self {
+        case .success(let output):
+            try container.encode(Self.successTag)
+            try container.encode(output)
+        case .failure(let failure):
+            try container.encode(Self.failureTag)
+            try container.encode(failure)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        switch try container.decode(Int.self) {
+        case Self.successTag: self = .success(try container.decode(Output.self))
+        case Self.failureTag: self = .failure(try container.decode(MapItemFailure.self))
+        case let tag: throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown item outcome \(tag)")
+        }
+    }
 }
 
 /// An item's error, as the daemon saw it.

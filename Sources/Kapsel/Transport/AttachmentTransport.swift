@@ -21,10 +21,13 @@ final class AttachmentTransport: AttachmentCarrier {
     private let nextToken = Atomic<UInt64>(1)
     /// Mappings of the peer's pool slots, kept between loans.
     private let slotMappings = MappingCache()
+    /// Tokens of the peer's slots this side has dropped, on their way back.
+    private let releases: ReleaseSender
 
     init(descriptors: DescriptorChannel, channel: any Channel) {
         self.descriptors = descriptors
         self.channel = channel
+        self.releases = ReleaseSender(channel: channel)
     }
 
     /// Descriptors first, then the frame, so the peer finds them when it reads the message.
@@ -79,10 +82,8 @@ final class AttachmentTransport: AttachmentCarrier {
                 throw error
             }
             let token = info.releaseToken
-            let channel = self.channel
-            let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in
-                channel.writeAndFlush(WireMessage.released(tokens: [token]).frame(allocator: channel.allocator), promise: nil)
-            }
+            let releases = self.releases
+            let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in releases.add(token) }
             storages.append(SharedStorage(segment: segment, onRelease: release))
         }
         return SharedAttachmentReader(storages: storages)

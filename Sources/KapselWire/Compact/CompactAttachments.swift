@@ -28,6 +28,15 @@ extension CodingUserInfoKey {
     public static let compactAttachmentReader = CodingUserInfoKey(rawValue: "kapsel.attachmentReader")!
 }
 
+/// The user info nested encoders or decoders see: `base`, plus `attachments` under
+/// `attachmentKey` when there are any. Empty (no allocation) when both are.
+func makeUserInfo(_ base: [CodingUserInfoKey: any Sendable], attachmentKey: CodingUserInfoKey, _ attachments: AnyObject?) -> [CodingUserInfoKey: Any] {
+    guard attachments != nil || !base.isEmpty else { return [:] }
+    var info: [CodingUserInfoKey: Any] = base
+    if let attachments { info[attachmentKey] = attachments }
+    return info
+}
+
 /// An encoded value that refers to an attachment instead of holding bytes.
 public struct AttachmentReferenceError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.

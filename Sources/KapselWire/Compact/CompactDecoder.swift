@@ -37,21 +37,20 @@ public struct CompactDecoder: Sendable {
 struct NodeDecoder: Decoder {
     let node: CompactValue
     let codingPath: [any CodingKey]
-    private let baseUserInfo: [CodingUserInfoKey: any Sendable]
+    /// The decoder's user info, with the attachment reader: built once per `decode`
+    /// call and shared by every nested decoder.
+    let userInfo: [CodingUserInfoKey: Any]
     let attachments: (any CompactAttachmentReader)?
 
     init(node: CompactValue, codingPath: [any CodingKey], baseUserInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentReader)?) {
-        self.node = node
-        self.codingPath = codingPath
-        self.baseUserInfo = baseUserInfo
-        self.attachments = attachments
+        self.init(node: node, codingPath: codingPath, userInfo: makeUserInfo(baseUserInfo, attachmentKey: .compactAttachmentReader, attachments), attachments: attachments)
     }
 
-    /// The decoder's user info, with the attachment reader; built only when a type asks.
-    var userInfo: [CodingUserInfoKey: Any] {
-        var info: [CodingUserInfoKey: Any] = baseUserInfo
-        if let attachments { info[.compactAttachmentReader] = attachments }
-        return info
+    private init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any], attachments: (any CompactAttachmentReader)?) {
+        self.node = node
+        self.codingPath = codingPath
+        self.userInfo = userInfo
+        self.attachments = attachments
     }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
@@ -62,7 +61,7 @@ struct NodeDecoder: Decoder {
     }
 
     func child(_ node: CompactValue, key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, codingPath: codingPath + [key], baseUserInfo: baseUserInfo, attachments: attachments)
+        NodeDecoder(node: node, codingPath: codingPath + [key], userInfo: userInfo, attachments: attachments)
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {

@@ -48,19 +48,14 @@ public struct CompactEncoder: Sendable {
 
 /// Shared by every encoder of one `encode` call.
 struct EncodingContext {
-    private let baseUserInfo: [CodingUserInfoKey: any Sendable]
+    /// The encoder's user info, with the attachment writer: built once per `encode`
+    /// call and shared by every nested encoder.
+    let userInfo: [CodingUserInfoKey: Any]
     let attachments: (any CompactAttachmentWriter)?
 
     init(userInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentWriter)?) {
-        self.baseUserInfo = userInfo
+        self.userInfo = makeUserInfo(userInfo, attachmentKey: .compactAttachmentWriter, attachments)
         self.attachments = attachments
-    }
-
-    /// The encoder's user info, with the attachment writer; built only when a type asks.
-    var userInfo: [CodingUserInfoKey: Any] {
-        var info: [CodingUserInfoKey: Any] = baseUserInfo
-        if let attachments { info[.compactAttachmentWriter] = attachments }
-        return info
     }
 
     /// The node for one value: primitives and packed arrays directly, anything else

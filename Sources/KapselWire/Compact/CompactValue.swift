@@ -5,7 +5,7 @@
 /// conditionally or out of order work), unkeyed containers keep their order, and
 /// arrays of fixed-width numbers are stored packed (raw little-endian bytes), never
 /// as one node per element.
-indirect enum CompactValue: Equatable {
+enum CompactValue: Equatable {
     case null
     case bool(Bool)
     case int(Int64)
