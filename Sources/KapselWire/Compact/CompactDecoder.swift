@@ -46,7 +46,8 @@ struct NodeDecoder: Decoder {
         self.init(node: node, codingPath: codingPath, userInfo: makeUserInfo(baseUserInfo, attachmentKey: .compactAttachmentReader, attachments), attachments: attachments)
     }
 
-    private init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any], attachments: (any CompactAttachmentReader)?) {
+    /// A decoder sharing `userInfo` already built (with the attachment reader in it).
+    init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any], attachments: (any CompactAttachmentReader)?) {
         self.node = node
         self.codingPath = codingPath
         self.userInfo = userInfo

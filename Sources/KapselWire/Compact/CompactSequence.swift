@@ -34,7 +34,8 @@ public final class CompactSequenceEncoder {
 /// Decodes, one after another, the values a `CompactSequenceEncoder` wrote.
 public final class CompactSequenceDecoder {
     private let elements: [CompactValue]
-    private let userInfo: [CodingUserInfoKey: any Sendable]
+    /// Built once for all the elements.
+    private let userInfo: [CodingUserInfoKey: Any]
     private let attachments: (any CompactAttachmentReader)?
     private var position = 0
 
@@ -47,7 +48,7 @@ public final class CompactSequenceDecoder {
             throw CompactFormatError("expected an array of values")
         }
         self.elements = elements
-        self.userInfo = userInfo
+        self.userInfo = makeUserInfo(userInfo, attachmentKey: .compactAttachmentReader, attachments)
         self.attachments = attachments
     }
 
@@ -60,6 +61,6 @@ public final class CompactSequenceDecoder {
             throw DecodingError.valueNotFound(type, .init(codingPath: [], debugDescription: "only \(elements.count) values were sent"))
         }
         defer { position += 1 }
-        return try NodeDecoder(node: elements[position], codingPath: [IndexKey(position)], baseUserInfo: userInfo, attachments: attachments).decodeValue(type)
+        return try NodeDecoder(node: elements[position], codingPath: [IndexKey(position)], userInfo: userInfo, attachments: attachments).decodeValue(type)
     }
 }
