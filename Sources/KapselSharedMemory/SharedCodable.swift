@@ -83,3 +83,78 @@ private func checkStride<Element>(of type: Element.Type, _ stride: Int, _ decode
         throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "elements of \(stride) bytes cannot be read as \(Element.self) (\(MemoryLayout<Element>.stride) bytes)"))
     }
 }
+
+// The compact coder's fast path: the same nodes the `Codable` conformances above give
+// with an attachment writer, built and read directly (these values are on every message
+// that carries shared memory). Anything irregular goes to the `Codable` path, which
+// throws the full error.
+
+extension SharedBuffer: CompactFastPath {
+    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
+        guard let writer = attachments as? SharedAttachmentWriter else { return nil }
+        return .map([
+            ("attachment", .int(Int64(try writer.attach(self)))), ("offset", .int(Int64(offset))), ("count", .int(Int64(count))),
+        ])
+    }
+
+    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedBuffer? {
+        guard let reader = attachments as? SharedAttachmentReader, let fields = CompactFields(node),
+              let index = fields.int("attachment"), let offset = fields.int("offset"), let count = fields.int("count"),
+              reader.storages.indices.contains(index) else { return nil }
+        let storage = reader.storages[index]
+        guard offset >= 0, count >= 0, offset <= storage.segment.byteCount, count <= storage.segment.byteCount - offset else { return nil }
+        return SharedBuffer(storage: storage, offset: offset, count: count)
+    }
+}
+
+extension SharedArray: CompactFastPath {
+    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
+        guard let bufferNode = try buffer.compactValue(attachments: attachments) else { return nil }
+        return .map([("buffer", bufferNode), ("count", .int(Int64(count))), ("stride", .int(Int64(MemoryLayout<Element>.stride)))])
+    }
+
+    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedArray? {
+        guard let fields = CompactFields(node), fields.int("stride") == MemoryLayout<Element>.stride, let count = fields.int("count"),
+              let bufferNode = fields["buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
+        return try? SharedArray(buffer: buffer, count: count)
+    }
+}
+
+extension SharedTensor: CompactFastPath {
+    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
+        guard let bufferNode = try buffer.compactValue(attachments: attachments),
+              let shapeNode = try shape.compactValue(attachments: nil), let stridesNode = try strides.compactValue(attachments: nil) else { return nil }
+        return .map([("buffer", bufferNode), ("shape", shapeNode), ("strides", stridesNode), ("stride", .int(Int64(MemoryLayout<Element>.stride)))])
+    }
+
+    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedTensor? {
+        guard let fields = CompactFields(node), fields.int("stride") == MemoryLayout<Element>.stride,
+              let shapeNode = fields["shape"], let shape = try [Int].fromCompact(shapeNode, attachments: nil),
+              let stridesNode = fields["strides"], let strides = try [Int].fromCompact(stridesNode, attachments: nil),
+              let bufferNode = fields["buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
+        return try? SharedTensor(buffer: buffer, shape: shape, strides: strides)
+    }
+}
+
+/// The entries of a keyed node, looked up by key.
+private struct CompactFields {
+    let entries: [(key: String, value: CompactValue)]
+
+    init?(_ node: CompactValue) {
+        guard case .map(let entries) = node else { return nil }
+        self.entries = entries
+    }
+
+    subscript(key: String) -> CompactValue? {
+        entries.first { $0.key == key }?.value
+    }
+
+    /// The integer under `key`, if it is one that fits an `Int`.
+    func int(_ key: String) -> Int? {
+        switch self[key] {
+        case .int(let number): Int(exactly: number)
+        case .uint(let number): Int(exactly: number)
+        default: nil
+        }
+    }
+}

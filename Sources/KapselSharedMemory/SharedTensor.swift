@@ -43,9 +43,18 @@ public struct SharedTensor<Element: BitwiseCopyable> {
         guard shape.count == strides.count, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
             throw SharedMemoryError("shape \(shape) and strides \(strides) do not match")
         }
-        let lastOffset = zip(shape, strides).reduce(0) { $0 + max($1.0 - 1, 0) * $1.1 }
-        let needed = shape.contains(0) ? 0 : (lastOffset + 1) * MemoryLayout<Element>.stride
-        guard needed <= buffer.count, buffer.offset % MemoryLayout<Element>.alignment == 0 else {
+        // Checked arithmetic: shapes and strides may come from another process.
+        var lastOffset = 0
+        for (extent, stride) in zip(shape, strides) {
+            let (step, stepOverflow) = max(extent - 1, 0).multipliedReportingOverflow(by: stride)
+            let (sum, sumOverflow) = lastOffset.addingReportingOverflow(step)
+            guard !stepOverflow, !sumOverflow else {
+                throw SharedMemoryError("shape \(shape) with strides \(strides) reaches beyond any buffer")
+            }
+            lastOffset = sum
+        }
+        let (needed, neededOverflow) = shape.contains(0) ? (0, false) : (lastOffset + 1).multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
+        guard !neededOverflow, needed <= buffer.count, buffer.offset % MemoryLayout<Element>.alignment == 0 else {
             throw SharedMemoryError("shape \(shape) with strides \(strides) needs \(needed) bytes; the buffer has \(buffer.count)")
         }
         self.buffer = buffer

@@ -125,5 +125,56 @@ struct SharedArrayTests {
         #expect(throws: SharedMemoryError.self) { try SharedTensor<Double>(buffer: buffer, shape: [2], strides: [1, 1]) }
         #expect(throws: SharedMemoryError.self) { try SharedArray<Double>(buffer: buffer, count: 7) }
         _ = try SharedTensor<Double>(buffer: buffer, shape: [2, 3], strides: [1, 2])
+        // Sizes whose products overflow are refused, not trapped on.
+        #expect(throws: SharedMemoryError.self) { try SharedTensor<Double>(buffer: buffer, shape: [Int.max, 2], strides: [Int.max, 1]) }
+        #expect(throws: SharedMemoryError.self) { try SharedArray<Double>(buffer: buffer, count: Int.max) }
+    }
+
+    /// The compact coder's fast path for shared types gives the same bytes their
+    /// `Codable` conformances give, and each path reads what the other wrote.
+    @Test func theFastPathAndCodableWriteTheSameBytes() throws {
+        /// Encodes the wrapped value through its `Encodable` conformance, which the coder's
+        /// fast path would otherwise skip.
+        struct ThroughCodable<Value: Codable>: Codable {
+            var value: Value
+            init(_ value: Value) { self.value = value }
+            init(from decoder: any Decoder) throws { value = try Value(from: decoder) }
+            func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+        }
+        let array = try SharedArray<Double>([1, 2, 3, 4, 5, 6])
+        let tensor = try SharedTensor(array, shape: [2, 3], layout: .columnMajor)
+
+        func roundTrip<Value: Codable>(_ value: Value, _ check: (Value) -> Bool) throws {
+            let fastWriter = SharedAttachmentWriter(inlineLimit: 1 << 20)
+            let fast = try CompactEncoder().encode(value, attachments: fastWriter)
+            let slowWriter = SharedAttachmentWriter(inlineLimit: 1 << 20)
+            let slow = try CompactEncoder().encode(ThroughCodable(value), attachments: slowWriter)
+            #expect(Array(fast.readableBytesView) == Array(slow.readableBytesView))
+            let reader = SharedAttachmentReader(storages: fastWriter.storages)
+            #expect(check(try CompactDecoder().decode(Value.self, from: slow, attachments: reader)))
+            #expect(check(try CompactDecoder().decode(ThroughCodable<Value>.self, from: fast, attachments: reader).value))
+        }
+        try roundTrip(array) { Array($0) == [1, 2, 3, 4, 5, 6] }
+        try roundTrip(array.buffer) { $0.count == 48 && $0.storage === array.buffer.storage }
+        try roundTrip(tensor) { $0.shape == [2, 3] && $0.strides == [1, 2] && $0[1, 2] == 6 }
+    }
+
+    /// A peer's message that describes a shared value beyond its memory is an error
+    /// (with the full decoding error, from the `Codable` path), never a crash.
+    @Test func refusesSharedValuesBeyondTheirAttachment() throws {
+        struct FakeArray: Codable { var buffer: SharedBuffer; var count: Int; var stride: Int }
+        struct FakeTensor: Codable { var buffer: SharedBuffer; var shape: [Int]; var strides: [Int]; var stride: Int }
+        struct FakeBuffer: Codable { var attachment: Int; var offset: Int; var count: Int }
+        let buffer = try SharedBuffer(byteCount: 64)
+        let writer = SharedAttachmentWriter(inlineLimit: 1 << 20)
+        let tooLong = try CompactEncoder().encode(FakeArray(buffer: buffer, count: Int.max, stride: 8), attachments: writer)
+        let overflowing = try CompactEncoder().encode(FakeTensor(buffer: buffer, shape: [Int.max, 3], strides: [Int.max, 1], stride: 8), attachments: writer)
+        let outside = try CompactEncoder().encode(FakeBuffer(attachment: 0, offset: 60, count: 8), attachments: writer)
+        let missing = try CompactEncoder().encode(FakeBuffer(attachment: 3, offset: 0, count: 8), attachments: writer)
+        let reader = SharedAttachmentReader(storages: writer.storages)
+        #expect(throws: (any Error).self) { try CompactDecoder().decode(SharedArray<Double>.self, from: tooLong, attachments: reader) }
+        #expect(throws: (any Error).self) { try CompactDecoder().decode(SharedTensor<Double>.self, from: overflowing, attachments: reader) }
+        #expect(throws: DecodingError.self) { try CompactDecoder().decode(SharedBuffer.self, from: outside, attachments: reader) }
+        #expect(throws: (any Error).self) { try CompactDecoder().decode(SharedBuffer.self, from: missing, attachments: reader) }
     }
 }

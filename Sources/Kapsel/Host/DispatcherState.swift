@@ -322,7 +322,10 @@ struct DispatcherState {
         guard let position = slots[index].inFlight.firstIndex(of: result.requestID) else { return [] }
         slots[index].inFlight.remove(at: position)
         slots[index].complete += 1
-        var actions: [DispatcherAction] = []
+        // The daemon's next job goes out before this one resolves: resolving runs the
+        // submitter's callbacks (decoding the output, starting more work), and the
+        // daemon would sit idle through them.
+        var actions = dispatch(index)
         if let record = jobs.removeValue(forKey: result.requestID) {
             if record.setupTemplate == nil { slots[index].startFailures = 0 }
             let outcome: JobOutcome = switch result.outcome {
@@ -331,7 +334,6 @@ struct DispatcherState {
             }
             actions.append(.resolve(record.resolver, outcome))
         }
-        actions += dispatch(index)
         actions += dismissIfRetired(index)
         return actions
     }

@@ -19,6 +19,6 @@ package struct BatchSizer: Sendable {
         let perItem = max((Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(count), 50)
         let smoothed = itemNanoseconds.map { 0.5 * $0 + 0.5 * perItem } ?? perItem
         itemNanoseconds = smoothed
-        size = min(max(1, Int(4_000_000 / smoothed)), min(limit, size * 4))
+        size = min(max(1, Int((4_000_000 / smoothed).rounded())), min(limit, size * 4))
     }
 }

@@ -55,7 +55,7 @@ struct NodeDecoder: Decoder {
     }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
-        if let fastType = type as? any CompactFastPath.Type {
+        if let fastType = CompactFastPathTypes.fastPath(of: type) {
             if let value = try fastType.fromCompact(node, attachments: attachments) { return value as! T }
         }
         return try T(from: self)

@@ -62,7 +62,12 @@ struct EncodingContext {
     /// through its own `encode(to:)`.
     func node<T: Encodable>(for value: T, codingPath: [any CodingKey]) throws -> CompactValue {
         if let primitive = Self.primitiveNode(value) { return primitive }
-        if let fast = value as? any CompactFastPath { return try fast.compactValue(attachments: attachments) }
+        if let fastType = CompactFastPathTypes.fastPath(of: T.self) {
+            func fastNode<F: CompactFastPath>(_: F.Type) throws -> CompactValue? {
+                try (value as! F).compactValue(attachments: attachments)
+            }
+            if let node = try fastNode(fastType) { return node }
+        }
         let box = EncodingBox()
         try value.encode(to: NodeEncoder(box: box, codingPath: codingPath, context: self))
         return try box.finish(codingPath: codingPath)

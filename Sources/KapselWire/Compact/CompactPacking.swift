@@ -4,34 +4,62 @@ import FoundationEssentials
 import Foundation
 #endif
 
+import Synchronization
+
 #if _endian(big)
 #error("The compact format stores packed numbers little-endian; big-endian hosts are not supported.")
 #endif
 
 /// Fixed-width numbers that arrays store packed, as raw little-endian bytes.
-protocol CompactPackedElement: BitwiseCopyable {
+package protocol CompactPackedElement: BitwiseCopyable {
     static var packedKind: PackedKind { get }
 }
 
-extension Int8: CompactPackedElement { static var packedKind: PackedKind { .int8 } }
-extension Int16: CompactPackedElement { static var packedKind: PackedKind { .int16 } }
-extension UInt16: CompactPackedElement { static var packedKind: PackedKind { .uint16 } }
-extension Int32: CompactPackedElement { static var packedKind: PackedKind { .int32 } }
-extension UInt32: CompactPackedElement { static var packedKind: PackedKind { .uint32 } }
-extension Int64: CompactPackedElement { static var packedKind: PackedKind { .int64 } }
-extension UInt64: CompactPackedElement { static var packedKind: PackedKind { .uint64 } }
-extension Int: CompactPackedElement { static var packedKind: PackedKind { .int64 } }
-extension UInt: CompactPackedElement { static var packedKind: PackedKind { .uint64 } }
-extension Float: CompactPackedElement { static var packedKind: PackedKind { .float32 } }
-extension Double: CompactPackedElement { static var packedKind: PackedKind { .float64 } }
+extension Int8: CompactPackedElement { package static var packedKind: PackedKind { .int8 } }
+extension Int16: CompactPackedElement { package static var packedKind: PackedKind { .int16 } }
+extension UInt16: CompactPackedElement { package static var packedKind: PackedKind { .uint16 } }
+extension Int32: CompactPackedElement { package static var packedKind: PackedKind { .int32 } }
+extension UInt32: CompactPackedElement { package static var packedKind: PackedKind { .uint32 } }
+extension Int64: CompactPackedElement { package static var packedKind: PackedKind { .int64 } }
+extension UInt64: CompactPackedElement { package static var packedKind: PackedKind { .uint64 } }
+extension Int: CompactPackedElement { package static var packedKind: PackedKind { .int64 } }
+extension UInt: CompactPackedElement { package static var packedKind: PackedKind { .uint64 } }
+extension Float: CompactPackedElement { package static var packedKind: PackedKind { .float32 } }
+extension Double: CompactPackedElement { package static var packedKind: PackedKind { .float64 } }
 
-/// Values the coder writes as one node of raw bytes instead of one node per element,
-/// or, when large and an attachment writer is present, as a reference to an attachment.
-protocol CompactFastPath {
-    /// The node that stands for the whole value.
-    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue
-    /// The value read back from `node`, or nil when the node has another shape.
+/// Values the compact coder turns into a node (and back) directly, without going through
+/// `Encoder`/`Decoder` containers: packed arrays (one node of raw bytes, or a reference
+/// to an attachment when large), and the shared-memory types of other layers, which are
+/// on every message that carries them.
+///
+/// The node must have the same shape `encode(to:)` would give, so either path reads
+/// what the other wrote.
+package protocol CompactFastPath {
+    /// The node that stands for the whole value, or nil to encode it through `encode(to:)`.
+    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue?
+    /// The value read back from `node`, or nil to decode it through `init(from:)` (a node
+    /// of another shape, or one that is wrong and needs the full error).
     static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Self?
+}
+
+/// Whether a type takes the fast path, worked out once per type: a dynamic cast to a
+/// protocol with conditional conformances (`Array where Element: ...`) costs a
+/// conformance search, on every nested value of every message.
+enum CompactFastPathTypes {
+    /// A type's fast path, if it has one. `@unchecked Sendable`: a metatype is immutable.
+    private struct Entry: @unchecked Sendable {
+        let fastPath: (any CompactFastPath.Type)?
+    }
+
+    private static let known = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    static func fastPath<T>(of type: T.Type) -> (any CompactFastPath.Type)? {
+        let key = ObjectIdentifier(type)
+        if let cached = known.withLock({ $0[key] }) { return cached.fastPath }
+        let entry = Entry(fastPath: type as? any CompactFastPath.Type)
+        known.withLock { $0[key] = entry }
+        return entry.fastPath
+    }
 }
 
 /// Packs raw bytes as `kind`: inline, or as an attachment when large enough.
@@ -70,11 +98,11 @@ func withPackedBytes<R>(
 }
 
 extension Array: CompactFastPath where Element: CompactPackedElement {
-    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue {
+    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
         try withUnsafeBytes { try packedNode($0, kind: Element.packedKind, attachments: attachments) }
     }
 
-    static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> [Element]? {
+    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> [Element]? {
         try withPackedBytes(of: node, kind: Element.packedKind, attachments: attachments) { raw in
             let count = raw.count / MemoryLayout<Element>.stride
             return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -86,14 +114,14 @@ extension Array: CompactFastPath where Element: CompactPackedElement {
 }
 
 /// `[UInt8]` is stored as a byte string.
-extension UInt8: CompactPackedElement { static var packedKind: PackedKind { .uint8 } }
+extension UInt8: CompactPackedElement { package static var packedKind: PackedKind { .uint8 } }
 
 extension Data: CompactFastPath {
-    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue {
+    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
         try withUnsafeBytes { try packedNode($0, kind: .uint8, attachments: attachments) }
     }
 
-    static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Data? {
+    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Data? {
         try withPackedBytes(of: node, kind: .uint8, attachments: attachments) { Data($0) }
     }
 }

@@ -5,7 +5,7 @@
 /// conditionally or out of order work), unkeyed containers keep their order, and
 /// arrays of fixed-width numbers are stored packed (raw little-endian bytes), never
 /// as one node per element.
-enum CompactValue: Equatable {
+package enum CompactValue: Equatable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -20,7 +20,7 @@ enum CompactValue: Equatable {
     case array([CompactValue])
     case map([(key: String, value: CompactValue)])
 
-    static func == (lhs: CompactValue, rhs: CompactValue) -> Bool {
+    package static func == (lhs: CompactValue, rhs: CompactValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
@@ -59,7 +59,7 @@ enum CompactValue: Equatable {
 }
 
 /// Element kinds of packed numeric arrays.
-enum PackedKind: UInt8, CustomStringConvertible {
+package enum PackedKind: UInt8, CustomStringConvertible {
     case int8 = 1, uint8, int16, uint16, int32, uint32, int64, uint64, float32, float64
 
     /// Bytes per element.
@@ -72,7 +72,7 @@ enum PackedKind: UInt8, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    package var description: String {
         switch self {
         case .int8: "Int8"
         case .uint8: "UInt8"
