@@ -99,6 +99,23 @@ struct DispatcherStateTests {
         #expect(resolvers.map(\.count) == [1, 1, 0, 1, 0])
     }
 
+    /// Resolving runs the submitter's callbacks (decoding, starting more work): the
+    /// daemon's next job is sent before that, not after.
+    @Test func aDaemonGetsItsNextJobBeforeTheFinishedOneResolves() {
+        var harness = Harness(slots: 1, mode: .dispatcher)
+        let first = harness.submit(1)
+        _ = harness.submit(2)
+        let actions = harness.state.jobFinished(slot: 0, instance: harness.state.slots[0].instance, result: RunResult(requestID: 1, outcome: .value(ByteBuffer())))
+        let order = actions.compactMap { action -> String? in
+            switch action {
+            case .send(_, .run(let request), _): "send \(request.requestID)"
+            case .resolve(let resolver, _): resolver === first ? "resolve 1" : "resolve ?"
+            default: nil
+            }
+        }
+        #expect(order == ["send 2", "resolve 1"])
+    }
+
     @Test func roundRobinSendsEverythingAtOnceInTurn() {
         var harness = Harness(slots: 2, mode: .roundRobin)
         _ = (1...5).map { harness.submit(UInt64($0)) }
