@@ -47,7 +47,7 @@ public struct SharedArray<Element: BitwiseCopyable>: RandomAccessCollection, Mut
 
     /// A view of `count` elements of `buffer`, sharing its memory.
     public init(buffer: SharedBuffer, count: Int) throws {
-        guard count >= 0, count <= buffer.count / Swift.max(MemoryLayout<Element>.stride, 1) else {
+        guard count >= 0, count <= buffer.count / MemoryLayout<Element>.stride else {
             throw SharedMemoryError("\(count) elements of \(Element.self) do not fit in \(buffer.count) bytes")
         }
         guard buffer.offset % MemoryLayout<Element>.alignment == 0 else {

@@ -31,10 +31,16 @@ extension SharedBuffer: Codable {
         let storage = try reader.storage(at: try container.decode(Int.self, forKey: .attachment))
         let offset = try container.decode(Int.self, forKey: .offset)
         let count = try container.decode(Int.self, forKey: .count)
-        guard offset >= 0, count >= 0, offset <= storage.segment.byteCount, count <= storage.segment.byteCount - offset else {
+        guard Self.liesInside(offset: offset, count: count, of: storage) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a shared buffer of \(count) bytes at \(offset) lies outside its \(storage.segment.byteCount)-byte attachment"))
         }
         self.init(storage: storage, offset: offset, count: count)
+    }
+
+    /// Whether `count` bytes at `offset` lie inside `storage`'s payload (checked without
+    /// overflow: the numbers come from another process).
+    fileprivate static func liesInside(offset: Int, count: Int, of storage: SharedStorage) -> Bool {
+        offset >= 0 && count >= 0 && offset <= storage.segment.byteCount && count <= storage.segment.byteCount - offset
     }
 }
 
@@ -98,11 +104,9 @@ extension SharedBuffer: CompactFastPath {
     }
 
     package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedBuffer? {
-        guard let reader = attachments as? SharedAttachmentReader, let fields = CompactFields(node),
-              let index = fields.int("attachment"), let offset = fields.int("offset"), let count = fields.int("count"),
-              reader.storages.indices.contains(index) else { return nil }
-        let storage = reader.storages[index]
-        guard offset >= 0, count >= 0, offset <= storage.segment.byteCount, count <= storage.segment.byteCount - offset else { return nil }
+        guard let reader = attachments as? SharedAttachmentReader, let index = node[key: "attachment"]?.integer(as: Int.self),
+              let offset = node[key: "offset"]?.integer(as: Int.self), let count = node[key: "count"]?.integer(as: Int.self),
+              let storage = try? reader.storage(at: index), liesInside(offset: offset, count: count, of: storage) else { return nil }
         return SharedBuffer(storage: storage, offset: offset, count: count)
     }
 }
@@ -114,8 +118,8 @@ extension SharedArray: CompactFastPath {
     }
 
     package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedArray? {
-        guard let fields = CompactFields(node), fields.int("stride") == MemoryLayout<Element>.stride, let count = fields.int("count"),
-              let bufferNode = fields["buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
+        guard node[key: "stride"]?.integer(as: Int.self) == MemoryLayout<Element>.stride, let count = node[key: "count"]?.integer(as: Int.self),
+              let bufferNode = node[key: "buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
         return try? SharedArray(buffer: buffer, count: count)
     }
 }
@@ -128,33 +132,10 @@ extension SharedTensor: CompactFastPath {
     }
 
     package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedTensor? {
-        guard let fields = CompactFields(node), fields.int("stride") == MemoryLayout<Element>.stride,
-              let shapeNode = fields["shape"], let shape = try [Int].fromCompact(shapeNode, attachments: nil),
-              let stridesNode = fields["strides"], let strides = try [Int].fromCompact(stridesNode, attachments: nil),
-              let bufferNode = fields["buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
+        guard node[key: "stride"]?.integer(as: Int.self) == MemoryLayout<Element>.stride,
+              let shapeNode = node[key: "shape"], let shape = try [Int].fromCompact(shapeNode, attachments: nil),
+              let stridesNode = node[key: "strides"], let strides = try [Int].fromCompact(stridesNode, attachments: nil),
+              let bufferNode = node[key: "buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
         return try? SharedTensor(buffer: buffer, shape: shape, strides: strides)
-    }
-}
-
-/// The entries of a keyed node, looked up by key.
-private struct CompactFields {
-    let entries: [(key: String, value: CompactValue)]
-
-    init?(_ node: CompactValue) {
-        guard case .map(let entries) = node else { return nil }
-        self.entries = entries
-    }
-
-    subscript(key: String) -> CompactValue? {
-        entries.first { $0.key == key }?.value
-    }
-
-    /// The integer under `key`, if it is one that fits an `Int`.
-    func int(_ key: String) -> Int? {
-        switch self[key] {
-        case .int(let number): Int(exactly: number)
-        case .uint(let number): Int(exactly: number)
-        default: nil
-        }
     }
 }

@@ -159,6 +159,31 @@ struct SharedArrayTests {
         try roundTrip(tensor) { $0.shape == [2, 3] && $0.strides == [1, 2] && $0[1, 2] == 6 }
     }
 
+    /// A key that a peer repeats reads the same on the fast path as through `Codable`
+    /// (the last one wins in both).
+    @Test func aRepeatedKeyReadsTheSameOnBothPaths() throws {
+        struct Repeated: Encodable {
+            enum Key: String, CodingKey { case attachment, offset, count }
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: Key.self)
+                try container.encode(0, forKey: .attachment)
+                try container.encode(0, forKey: .offset)
+                try container.encode(8, forKey: .count)
+                try container.encode(16, forKey: .offset)
+            }
+        }
+        struct ThroughCodable: Decodable {
+            var buffer: SharedBuffer
+            init(from decoder: any Decoder) throws { buffer = try SharedBuffer(from: decoder) }
+        }
+        let writer = SharedAttachmentWriter(inlineLimit: 1 << 20)
+        _ = try writer.attach(try SharedBuffer(byteCount: 64))
+        let bytes = try CompactEncoder().encode(Repeated(), attachments: writer)
+        let reader = SharedAttachmentReader(storages: writer.storages)
+        #expect(try CompactDecoder().decode(SharedBuffer.self, from: bytes, attachments: reader).offset == 16)
+        #expect(try CompactDecoder().decode(ThroughCodable.self, from: bytes, attachments: reader).buffer.offset == 16)
+    }
+
     /// A peer's message that describes a shared value beyond its memory is an error
     /// (with the full decoding error, from the `Codable` path), never a crash.
     @Test func refusesSharedValuesBeyondTheirAttachment() throws {

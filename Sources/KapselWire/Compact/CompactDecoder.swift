@@ -107,13 +107,11 @@ struct NodeDecoder: Decoder {
     }
 
     func decodeInteger<I: FixedWidthInteger>(_ type: I.Type) throws -> I {
-        let result: I?
         switch node {
-        case .int(let number): result = I(exactly: number)
-        case .uint(let number): result = I(exactly: number)
+        case .int, .uint: break
         default: throw mismatch(type, "expected an integer, found \(node.kindName)")
         }
-        guard let result else {
+        guard let result = node.integer(as: type) else {
             throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "number does not fit in \(type)"))
         }
         return result
@@ -153,7 +151,7 @@ struct KeyedNodeDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func lookup(_ key: any CodingKey) -> CompactValue? {
         if let index { return index[key.stringValue].map { entries[$0].value } }
-        return entries.last(where: { $0.key == key.stringValue })?.value
+        return CompactValue.value(forKey: key.stringValue, in: entries)
     }
 
     private func child(_ key: any CodingKey) throws -> NodeDecoder {

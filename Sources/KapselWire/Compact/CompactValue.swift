@@ -58,6 +58,30 @@ package enum CompactValue: Equatable {
     }
 }
 
+extension CompactValue {
+    /// The value under `key` of a keyed node — the last one when a key repeats, as the
+    /// decoder's keyed containers read it — or nil (no such key, or not a keyed node).
+    package subscript(key key: String) -> CompactValue? {
+        guard case .map(let entries) = self else { return nil }
+        return Self.value(forKey: key, in: entries)
+    }
+
+    /// The value under `key` among a keyed node's `entries` (the last, when a key repeats).
+    static func value(forKey key: String, in entries: [(key: String, value: CompactValue)]) -> CompactValue? {
+        entries.last(where: { $0.key == key })?.value
+    }
+
+    /// The number of an integer node, if it fits in `I`; nil for a number that does not,
+    /// or a node of another kind.
+    package func integer<I: FixedWidthInteger>(as type: I.Type) -> I? {
+        switch self {
+        case .int(let number): I(exactly: number)
+        case .uint(let number): I(exactly: number)
+        default: nil
+        }
+    }
+}
+
 /// Element kinds of packed numeric arrays.
 package enum PackedKind: UInt8, CustomStringConvertible {
     case int8 = 1, uint8, int16, uint16, int32, uint32, int64, uint64, float32, float64
