@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run the benchmark workloads and print one JSON line per figure.",
-        discussion: "Build in release mode: swift run -c release kapsel bench. W0 (the raw-socket floor) always runs first; latencies are also given as a ratio to it."
+        discussion: "Build in release mode: swift run -c release kapsel bench. W0 (the raw-socket floor) always runs first; latencies are also given as a ratio to it. After W3, which frees gigabytes, the bench pauses 20 s before the next workload (see LargeDataBench.settlePause)."
     )
 
     @Argument(help: "Workloads to run (W0 W1 W2 W3 W4 W5 W6 W7 W8 W9); all when none is given.")
@@ -28,7 +28,10 @@ struct BenchCommand: AsyncParsableCommand {
         let floor = noFloor ? nil : try FloorBench.run()
         if selected.contains("W1") { try await LatencyBench.run(floorMicroseconds: floor?.unixMedian) }
         if selected.contains("W2") { try await ThroughputBench.run() }
-        if selected.contains("W3") { try await LargeDataBench.run() }
+        if selected.contains("W3") {
+            try await LargeDataBench.run()
+            if !selected.subtracting(["W0", "W1", "W2", "W3"]).isEmpty { try await Task.sleep(for: LargeDataBench.settlePause) }
+        }
         if selected.contains("W4") { try await CrashBench.run() }
         if selected.contains("W5") { try await TimeoutBench.run() }
         if selected.contains("W6") { try await StartupBench.run() }

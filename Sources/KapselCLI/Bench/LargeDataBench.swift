@@ -8,6 +8,13 @@ import KapselWire
 /// touch of the input (`alloc_fill_ms_*`) and the daemon's summing are measured apart.
 /// Peak RSS (VmHWM, reset just before) is of the 1 GB echo.
 enum LargeDataBench {
+    /// How long the machine is left alone after W3 before the next workload. W3 frees
+    /// gigabytes; on a virtual machine the hypervisor then takes CPU time back ("steal",
+    /// seen only while the CPUs are busy) in bursts of up to a third of the CPUs for some
+    /// 15 seconds. Straight after W3, W8's shared-memory variant measured 0.77–0.87 of
+    /// its ideal; 20 seconds later 0.88–0.91, as when it runs alone.
+    static let settlePause = Duration.seconds(20)
+
     static let sizes: [(label: String, count: Int)] = [("80MB", 10_000_000), ("1GB", 125_000_000)]
 
     enum Variant: String, CaseIterable {
