@@ -1,4 +1,4 @@
-import Synchronization
+import KapselWire
 
 /// A unit of work that runs in a daemon: a `Codable` value whose `run()` produces a
 /// `Codable` output.
@@ -40,15 +40,11 @@ extension Job {
 /// Job type names, worked out once per type: `String(reflecting:)` walks the type's
 /// metadata each time, and a job's name is asked for on every submission.
 enum TypeNames {
-    private static let names = Mutex<[ObjectIdentifier: String]>([:])
+    private static let names = PerTypeCache<String>()
 
     /// The name of `type`, from `make` the first time it is asked for.
     static func name(of type: Any.Type, _ make: () -> String) -> String {
-        let key = ObjectIdentifier(type)
-        if let known = names.withLock({ $0[key] }) { return known }
-        let name = make()
-        names.withLock { $0[key] = name }
-        return name
+        names.value(for: type, make)
     }
 }
 

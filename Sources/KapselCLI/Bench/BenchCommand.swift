@@ -30,7 +30,8 @@ struct BenchCommand: AsyncParsableCommand {
         if selected.contains("W2") { try await ThroughputBench.run() }
         if selected.contains("W3") {
             try await LargeDataBench.run()
-            if !selected.subtracting(["W0", "W1", "W2", "W3"]).isEmpty { try await Task.sleep(for: LargeDataBench.settlePause) }
+            let later = Self.available.drop { $0 != "W3" }.dropFirst()
+            if later.contains(where: selected.contains) { try await Task.sleep(for: LargeDataBench.settlePause) }
         }
         if selected.contains("W4") { try await CrashBench.run() }
         if selected.contains("W5") { try await TimeoutBench.run() }

@@ -4,8 +4,6 @@ import FoundationEssentials
 import Foundation
 #endif
 
-import Synchronization
-
 #if _endian(big)
 #error("The compact format stores packed numbers little-endian; big-endian hosts are not supported.")
 #endif
@@ -51,14 +49,10 @@ enum CompactFastPathTypes {
         let fastPath: (any CompactFastPath.Type)?
     }
 
-    private static let known = Mutex<[ObjectIdentifier: Entry]>([:])
+    private static let known = PerTypeCache<Entry>()
 
     static func fastPath<T>(of type: T.Type) -> (any CompactFastPath.Type)? {
-        let key = ObjectIdentifier(type)
-        if let cached = known.withLock({ $0[key] }) { return cached.fastPath }
-        let entry = Entry(fastPath: type as? any CompactFastPath.Type)
-        known.withLock { $0[key] = entry }
-        return entry.fastPath
+        known.value(for: type) { Entry(fastPath: type as? any CompactFastPath.Type) }.fastPath
     }
 }
 
