@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

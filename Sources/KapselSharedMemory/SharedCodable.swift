@@ -96,15 +96,15 @@ private func checkStride<Element>(of type: Element.Type, _ stride: Int, _ decode
 // throws the full error.
 
 extension SharedBuffer: CompactFastPath {
-    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
-        guard let writer = attachments as? SharedAttachmentWriter else { return nil }
+    package func compactValue(in coder: CompactNodeEncoding) throws -> CompactValue? {
+        guard let writer = coder.attachments as? SharedAttachmentWriter else { return nil }
         return .map([
             ("attachment", .int(Int64(try writer.attach(self)))), ("offset", .int(Int64(offset))), ("count", .int(Int64(count))),
         ])
     }
 
-    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedBuffer? {
-        guard let reader = attachments as? SharedAttachmentReader, let index = node[key: "attachment"]?.integer(as: Int.self),
+    package static func fromCompact(_ node: CompactValue, in coder: CompactNodeDecoding) throws -> SharedBuffer? {
+        guard let reader = coder.attachments as? SharedAttachmentReader, let index = node[key: "attachment"]?.integer(as: Int.self),
               let offset = node[key: "offset"]?.integer(as: Int.self), let count = node[key: "count"]?.integer(as: Int.self),
               let storage = try? reader.storage(at: index), liesInside(offset: offset, count: count, of: storage) else { return nil }
         return SharedBuffer(storage: storage, offset: offset, count: count)
@@ -112,30 +112,30 @@ extension SharedBuffer: CompactFastPath {
 }
 
 extension SharedArray: CompactFastPath {
-    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
-        guard let bufferNode = try buffer.compactValue(attachments: attachments) else { return nil }
+    package func compactValue(in coder: CompactNodeEncoding) throws -> CompactValue? {
+        guard let bufferNode = try buffer.compactValue(in: coder) else { return nil }
         return .map([("buffer", bufferNode), ("count", .int(Int64(count))), ("stride", .int(Int64(MemoryLayout<Element>.stride)))])
     }
 
-    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedArray? {
+    package static func fromCompact(_ node: CompactValue, in coder: CompactNodeDecoding) throws -> SharedArray? {
         guard node[key: "stride"]?.integer(as: Int.self) == MemoryLayout<Element>.stride, let count = node[key: "count"]?.integer(as: Int.self),
-              let bufferNode = node[key: "buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
+              let bufferNode = node[key: "buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, in: coder) else { return nil }
         return try? SharedArray(buffer: buffer, count: count)
     }
 }
 
 extension SharedTensor: CompactFastPath {
-    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
-        guard let bufferNode = try buffer.compactValue(attachments: attachments),
-              let shapeNode = try shape.compactValue(attachments: nil), let stridesNode = try strides.compactValue(attachments: nil) else { return nil }
+    package func compactValue(in coder: CompactNodeEncoding) throws -> CompactValue? {
+        guard let bufferNode = try buffer.compactValue(in: coder) else { return nil }
+        let shapeNode = try coder.node(for: shape), stridesNode = try coder.node(for: strides)
         return .map([("buffer", bufferNode), ("shape", shapeNode), ("strides", stridesNode), ("stride", .int(Int64(MemoryLayout<Element>.stride)))])
     }
 
-    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> SharedTensor? {
+    package static func fromCompact(_ node: CompactValue, in coder: CompactNodeDecoding) throws -> SharedTensor? {
         guard node[key: "stride"]?.integer(as: Int.self) == MemoryLayout<Element>.stride,
-              let shapeNode = node[key: "shape"], let shape = try [Int].fromCompact(shapeNode, attachments: nil),
-              let stridesNode = node[key: "strides"], let strides = try [Int].fromCompact(stridesNode, attachments: nil),
-              let bufferNode = node[key: "buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, attachments: attachments) else { return nil }
+              let shapeNode = node[key: "shape"], let shape = try? coder.value([Int].self, from: shapeNode),
+              let stridesNode = node[key: "strides"], let strides = try? coder.value([Int].self, from: stridesNode),
+              let bufferNode = node[key: "buffer"], let buffer = try SharedBuffer.fromCompact(bufferNode, in: coder) else { return nil }
         return try? SharedTensor(buffer: buffer, shape: shape, strides: strides)
     }
 }

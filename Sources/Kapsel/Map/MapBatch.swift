@@ -8,12 +8,18 @@ import Glibc
 struct MapBatch<Item: Job>: Job {
     var items: [Item]
 
+    /// The synthesized conformance's key, named here for the compact fast path.
+    enum CodingKeys: String, CodingKey { case items }
+
     static var jobTypeName: String { TypeNames.name(of: Self.self) { "kapsel.batch:" + Item.jobTypeName } }
 
     struct Output: Codable, Sendable {
         var outcomes: [MapItemOutcome<Item.Output>]
         /// How long running the items took in the daemon, to size the next batches.
         var runNanoseconds: Int64
+
+        /// The synthesized conformance's keys, named here for the compact fast path.
+        enum CodingKeys: String, CodingKey { case outcomes, runNanoseconds }
     }
 
     func run() async throws -> Output {
@@ -39,13 +45,14 @@ struct MapBatch<Item: Job>: Job {
 ///
 /// Coded by hand as a pair (a tag, then the output or the failure) rather than as the
 /// synthesized keyed form with its nested containers: a batch's results are decoded on
-/// the host's event loop, item by item, so this is on every item's path.
+/// the host's event loop, item by item, so this is on every item's path (and the
+/// compact coder's fast path for a batch's output writes the same pairs).
 enum MapItemOutcome<Output: Codable & Sendable>: Codable, Sendable {
     case success(Output)
     case failure(MapItemFailure)
 
-    private static var successTag: Int { 0 }
-    private static var failureTag: Int { 1 }
+    static var successTag: Int { 0 }
+    static var failureTag: Int { 1 }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.unkeyedContainer()

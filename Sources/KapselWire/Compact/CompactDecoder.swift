@@ -56,13 +56,18 @@ struct NodeDecoder: Decoder {
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
         if let fastType = CompactFastPathTypes.fastPath(of: type) {
-            if let value = try fastType.fromCompact(node, attachments: attachments) { return value as! T }
+            if let value = try fastType.fromCompact(node, in: CompactNodeDecoding(decoder: self)) { return value as! T }
         }
         return try T(from: self)
     }
 
     func child(_ node: CompactValue, key: any CodingKey) -> NodeDecoder {
         NodeDecoder(node: node, codingPath: codingPath + [key], userInfo: userInfo, attachments: attachments)
+    }
+
+    /// A decoder of `node` at this one's coding path (for a part a fast path reads).
+    func child(_ node: CompactValue) -> NodeDecoder {
+        NodeDecoder(node: node, codingPath: codingPath, userInfo: userInfo, attachments: attachments)
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {

@@ -64,7 +64,7 @@ struct EncodingContext {
         if let primitive = Self.primitiveNode(value) { return primitive }
         if let fastType = CompactFastPathTypes.fastPath(of: T.self) {
             func fastNode<F: CompactFastPath>(_: F.Type) throws -> CompactValue? {
-                try (value as! F).compactValue(attachments: attachments)
+                try (value as! F).compactValue(in: CompactNodeEncoding(context: self))
             }
             if let node = try fastNode(fastType) { return node }
         }

@@ -25,37 +25,6 @@ extension UInt: CompactPackedElement { package static var packedKind: PackedKind
 extension Float: CompactPackedElement { package static var packedKind: PackedKind { .float32 } }
 extension Double: CompactPackedElement { package static var packedKind: PackedKind { .float64 } }
 
-/// Values the compact coder turns into a node (and back) directly, without going through
-/// `Encoder`/`Decoder` containers: packed arrays (one node of raw bytes, or a reference
-/// to an attachment when large), and the shared-memory types of other layers, which are
-/// on every message that carries them.
-///
-/// The node must have the same shape `encode(to:)` would give, so either path reads
-/// what the other wrote.
-package protocol CompactFastPath {
-    /// The node that stands for the whole value, or nil to encode it through `encode(to:)`.
-    func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue?
-    /// The value read back from `node`, or nil to decode it through `init(from:)` (a node
-    /// of another shape, or one that is wrong and needs the full error).
-    static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Self?
-}
-
-/// Whether a type takes the fast path, worked out once per type: a dynamic cast to a
-/// protocol with conditional conformances (`Array where Element: ...`) costs a
-/// conformance search, on every nested value of every message.
-enum CompactFastPathTypes {
-    /// A type's fast path, if it has one. `@unchecked Sendable`: a metatype is immutable.
-    private struct Entry: @unchecked Sendable {
-        let fastPath: (any CompactFastPath.Type)?
-    }
-
-    private static let known = PerTypeCache<Entry>()
-
-    static func fastPath<T>(of type: T.Type) -> (any CompactFastPath.Type)? {
-        known.value(for: type) { Entry(fastPath: type as? any CompactFastPath.Type) }.fastPath
-    }
-}
-
 /// Packs raw bytes as `kind`: inline, or as an attachment when large enough.
 private func packedNode(_ raw: UnsafeRawBufferPointer, kind: PackedKind, attachments: (any CompactAttachmentWriter)?) throws -> CompactValue {
     if let attachments, raw.count >= attachments.inlineLimit {
@@ -92,12 +61,12 @@ func withPackedBytes<R>(
 }
 
 extension Array: CompactFastPath where Element: CompactPackedElement {
-    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
-        try withUnsafeBytes { try packedNode($0, kind: Element.packedKind, attachments: attachments) }
+    package func compactValue(in coder: CompactNodeEncoding) throws -> CompactValue? {
+        try withUnsafeBytes { try packedNode($0, kind: Element.packedKind, attachments: coder.attachments) }
     }
 
-    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> [Element]? {
-        try withPackedBytes(of: node, kind: Element.packedKind, attachments: attachments) { raw in
+    package static func fromCompact(_ node: CompactValue, in coder: CompactNodeDecoding) throws -> [Element]? {
+        try withPackedBytes(of: node, kind: Element.packedKind, attachments: coder.attachments) { raw in
             let count = raw.count / MemoryLayout<Element>.stride
             return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
                 UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
@@ -111,11 +80,11 @@ extension Array: CompactFastPath where Element: CompactPackedElement {
 extension UInt8: CompactPackedElement { package static var packedKind: PackedKind { .uint8 } }
 
 extension Data: CompactFastPath {
-    package func compactValue(attachments: (any CompactAttachmentWriter)?) throws -> CompactValue? {
-        try withUnsafeBytes { try packedNode($0, kind: .uint8, attachments: attachments) }
+    package func compactValue(in coder: CompactNodeEncoding) throws -> CompactValue? {
+        try withUnsafeBytes { try packedNode($0, kind: .uint8, attachments: coder.attachments) }
     }
 
-    package static func fromCompact(_ node: CompactValue, attachments: (any CompactAttachmentReader)?) throws -> Data? {
-        try withPackedBytes(of: node, kind: .uint8, attachments: attachments) { Data($0) }
+    package static func fromCompact(_ node: CompactValue, in coder: CompactNodeDecoding) throws -> Data? {
+        try withPackedBytes(of: node, kind: .uint8, attachments: coder.attachments) { Data($0) }
     }
 }
