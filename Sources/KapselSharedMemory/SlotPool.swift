@@ -14,8 +14,10 @@ import Synchronization
 /// A slot is free again only when every view of it is gone: every copy of the values
 /// made from it in this process, and — when it was sent to another process — the
 /// receiver's last view too (the receiver sends a release token back). A slot whose
-/// receiver dies is freed with its connection. A freshly acquired slot holds whatever
-/// its previous user left in it.
+/// receiver dies is freed with its connection. When no slot is free, the processes
+/// holding slots are asked for the tokens of those they have dropped (they may keep
+/// them to send with their next message otherwise). A freshly acquired slot holds
+/// whatever its previous user left in it.
 public final class SlotPool: Sendable {
     /// Bytes per slot.
     public let slotByteCount: Int
@@ -26,9 +28,11 @@ public final class SlotPool: Sendable {
 
     private struct State {
         var free: Deque<Int>
-        /// Per slot: views alive in this process (0 or 1 lease), and holds by other processes.
+        /// Per slot: views alive in this process (0 or 1 lease), and holds by other
+        /// processes, each with how to ask its process for the slot back.
         var leased: [Bool]
-        var remoteHolds: [Int]
+        var remoteHolds: [[(id: UInt64, askBack: @Sendable () -> Void)]]
+        var nextHoldID: UInt64 = 0
         var waiters: Deque<(id: UInt64, continuation: CheckedContinuation<Int, any Error>)> = []
         var nextWaiterID: UInt64 = 0
     }
@@ -41,20 +45,25 @@ public final class SlotPool: Sendable {
         var segments: [SharedSegment] = []
         for _ in 0..<slotCount { segments.append(try SharedSegment.allocate(byteCount: slotByteCount)) }
         self.segments = segments
-        self.state = Mutex(State(free: Deque(0..<slotCount), leased: Array(repeating: false, count: slotCount), remoteHolds: Array(repeating: 0, count: slotCount)))
+        self.state = Mutex(State(free: Deque(0..<slotCount), leased: Array(repeating: false, count: slotCount), remoteHolds: Array(repeating: [], count: slotCount)))
     }
 
     /// Slots free right now.
     public var availableSlots: Int { state.withLock { $0.free.count } }
 
-    /// A free slot, or nil if all are in use.
+    /// A free slot, or nil if all are in use (then the processes holding slots are asked
+    /// for those they have dropped).
     public func tryAcquire() -> SharedBuffer? {
         let index: Int? = state.withLock { state in
             guard let index = state.free.popFirst() else { return nil }
             state.leased[index] = true
             return index
         }
-        return index.map(buffer(for:))
+        guard let index else {
+            askHoldersBack()
+            return nil
+        }
+        return buffer(for: index)
     }
 
     /// A free slot, waiting while all are in use. Throws `CancellationError` if the
@@ -75,7 +84,7 @@ public final class SlotPool: Sendable {
                     state.waiters.append((id, continuation))
                     return nil
                 }
-                if let ready { continuation.resume(returning: ready) }
+                if let ready { continuation.resume(returning: ready) } else { askHoldersBack() }
             }
         } onCancel: {
             let waiter = state.withLock { state -> CheckedContinuation<Int, any Error>? in
@@ -95,29 +104,48 @@ public final class SlotPool: Sendable {
     private func buffer(for index: Int) -> SharedBuffer {
         let lease = SlotLease(pool: self, index: index)
         let storage = SharedStorage(segment: segments[index], lease: lease) { [self] in
-            self.release(index, local: true)
+            self.release(index, holdID: nil)
         }
         return SharedBuffer(storage: storage, offset: 0, count: slotByteCount)
     }
 
-    /// Another process holds slot `index` until the returned hold is dropped.
-    fileprivate func holdRemotely(_ index: Int) -> RemoteHold {
-        state.withLock { $0.remoteHolds[index] += 1 }
-        return RemoteHold(pool: self, index: index)
+    /// Another process holds slot `index` until the returned hold is dropped; `askBack`
+    /// asks that process for the slots it has dropped and not yet given back.
+    fileprivate func holdRemotely(_ index: Int, askBack: @escaping @Sendable () -> Void) -> RemoteHold {
+        let id = state.withLock { state in
+            defer { state.nextHoldID += 1 }
+            state.remoteHolds[index].append((state.nextHoldID, askBack))
+            return state.nextHoldID
+        }
+        return RemoteHold(pool: self, index: index, id: id)
     }
 
-    fileprivate func release(_ index: Int, local: Bool) {
-        let waiter: CheckedContinuation<Int, any Error>? = state.withLock { state in
-            if local { state.leased[index] = false } else { state.remoteHolds[index] -= 1 }
-            guard !state.leased[index], state.remoteHolds[index] == 0 else { return nil }
+    /// Drops this process's lease of slot `index` (`holdID` nil) or a remote hold of it.
+    fileprivate func release(_ index: Int, holdID: UInt64?) {
+        let (waiter, starved): (CheckedContinuation<Int, any Error>?, Bool) = state.withLock { state in
+            if let holdID {
+                state.remoteHolds[index].removeAll { $0.id == holdID }
+            } else {
+                state.leased[index] = false
+            }
+            guard !state.leased[index], state.remoteHolds[index].isEmpty else {
+                return (nil, holdID != nil && !state.waiters.isEmpty)
+            }
             if let waiter = state.waiters.popFirst() {
                 state.leased[index] = true
-                return waiter.continuation
+                return (waiter.continuation, !state.waiters.isEmpty)
             }
             state.free.append(index)
-            return nil
+            return (nil, false)
         }
         waiter?.resume(returning: index)
+        if starved { askHoldersBack() }
+    }
+
+    /// Asks every process holding a slot for those it has dropped.
+    private func askHoldersBack() {
+        let askers = state.withLock { state in state.remoteHolds.flatMap { $0.map(\.askBack) } }
+        for askBack in askers { askBack() }
     }
 }
 
@@ -131,9 +159,10 @@ package final class SlotLease: Sendable {
         self.index = index
     }
 
-    /// Marks the slot as held by another process until the hold is dropped.
-    package func holdRemotely() -> RemoteHold {
-        pool.holdRemotely(index)
+    /// Marks the slot as held by another process until the hold is dropped; `askBack`
+    /// asks that process for slots it has dropped, when the pool has none free.
+    package func holdRemotely(askBack: @escaping @Sendable () -> Void) -> RemoteHold {
+        pool.holdRemotely(index, askBack: askBack)
     }
 }
 
@@ -142,13 +171,15 @@ package final class SlotLease: Sendable {
 package final class RemoteHold: Sendable {
     private let pool: SlotPool
     private let index: Int
+    private let id: UInt64
 
-    fileprivate init(pool: SlotPool, index: Int) {
+    fileprivate init(pool: SlotPool, index: Int, id: UInt64) {
         self.pool = pool
         self.index = index
+        self.id = id
     }
 
     deinit {
-        pool.release(index, local: false)
+        pool.release(index, holdID: id)
     }
 }

@@ -44,6 +44,10 @@ public enum WireMessage: Sendable, Equatable {
     /// Either way, on connections without a descriptor channel (over TCP): bytes of an
     /// attachment of the message tagged `tag`, sent ahead of that message.
     case attachmentChunk(AttachmentChunk)
+    /// Either way: the sender waits for a slot of a pool whose slots the receiver holds.
+    /// The receiver sends the release tokens it has ready at once, or the next one as soon
+    /// as it drops a slot (tokens otherwise wait to travel with its next message).
+    case releasesWanted
 
     /// The id that tags the descriptors of this message's attachments, if it can carry any.
     public var attachmentTag: UInt64? {
@@ -80,7 +84,7 @@ public enum WireMessage: Sendable, Equatable {
 
     enum Kind: UInt8 {
         case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat,
-            attachmentChunk, retiring
+            attachmentChunk, retiring, releasesWanted
     }
 
     /// The name of the message's kind, for error messages.
@@ -102,6 +106,7 @@ public enum WireMessage: Sendable, Equatable {
         case .heartbeat: "heartbeat"
         case .attachmentChunk: "attachment chunk"
         case .retiring: "retiring"
+        case .releasesWanted: "releases wanted"
         }
     }
 }

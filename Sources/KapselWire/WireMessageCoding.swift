@@ -92,6 +92,8 @@ extension WireMessage {
             buffer.writeInteger(count)
         case .heartbeat:
             buffer.writeInteger(Kind.heartbeat.rawValue)
+        case .releasesWanted:
+            buffer.writeInteger(Kind.releasesWanted.rawValue)
         case .retiring(let exitCode):
             buffer.writeInteger(Kind.retiring.rawValue)
             buffer.writeInteger(exitCode)
@@ -167,6 +169,8 @@ extension WireMessage {
             message = .shutdown
         case .heartbeat:
             message = .heartbeat
+        case .releasesWanted:
+            message = .releasesWanted
         case .retiring:
             message = .retiring(exitCode: try body.read(UInt8.self, "exit code"))
         case .attachmentChunk:

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import KapselSharedMemory
 
@@ -48,13 +49,20 @@ struct SlotPoolTests {
 
     @Test func aSlotHeldByAnotherProcessStaysBusyUntilItsHoldIsDropped() async throws {
         let pool = try SlotPool(slotByteCount: 8, slotCount: 1)
+        let asked = Mutex(0)
         var hold: RemoteHold?
         do {
             let buffer = try await pool.acquire()
-            hold = buffer.storage.lease?.holdRemotely()
+            hold = buffer.storage.lease?.holdRemotely { asked.withLock { $0 += 1 } }
         }
         #expect(pool.availableSlots == 0)
+        #expect(asked.withLock { $0 } == 0, "the holder is not asked while nobody waits")
+        #expect(pool.tryAcquire() == nil)
+        #expect(asked.withLock { $0 } == 1, "a failed try asks the holder for the slot back")
+        let waiter = Task { try await pool.acquire().count }
+        while asked.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(1)) }
         hold = nil
+        #expect(try await waiter.value == 8, "the waiter gets the slot when the hold is dropped")
         #expect(pool.availableSlots == 1)
         withExtendedLifetime(hold) {}
     }

@@ -4,24 +4,46 @@ import NIOEmbedded
 import Testing
 @testable import Kapsel
 
-/// Release tokens go back to the lending peer together: slots dropped one after
-/// another before the event loop runs leave in one message.
+/// Release tokens go back to the lending peer with this side's next message, or at
+/// once (together) when the peer says it waits for a slot.
 @Suite("Release tokens")
 struct ReleaseSenderTests {
-    @Test func tokensDroppedBeforeTheLoopRunsLeaveInOneMessage() throws {
+    @Test func droppedTokensWaitForTheNextMessage() throws {
         let channel = EmbeddedChannel()
         let sender = ReleaseSender(channel: channel)
         sender.add(7)
         sender.add(8)
-        sender.add(9)
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing is written before the loop runs")
         channel.embeddedEventLoop.run()
-        #expect(try released(channel) == [7, 8, 9])
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "one message for the three tokens")
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "no message of their own")
+        #expect(sender.takePending() == [7, 8])
+        #expect(sender.takePending() == [], "taken tokens are no longer pending")
+        _ = try channel.finish()
+    }
 
+    @Test func aPeerWaitingForASlotGetsTheTokensAtOnce() throws {
+        let channel = EmbeddedChannel()
+        let sender = ReleaseSender(channel: channel)
+        sender.add(7)
+        sender.add(8)
+        sender.peerWantsReleases()
+        sender.add(9)
+        channel.embeddedEventLoop.run()
+        #expect(try released(channel) == [7, 8, 9], "what waits goes in one message")
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+
+        // Asked with nothing pending: the next token dropped goes at once, alone.
+        sender.peerWantsReleases()
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         sender.add(10)
         channel.embeddedEventLoop.run()
-        #expect(try released(channel) == [10], "a token dropped later goes in a message of its own")
+        #expect(try released(channel) == [10])
+
+        // The wish is answered: later tokens wait again.
+        sender.add(11)
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(sender.takePending() == [11])
         _ = try channel.finish()
     }
 

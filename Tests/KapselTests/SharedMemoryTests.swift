@@ -147,6 +147,23 @@ extension ProcessTests {
             }
         }
 
+        /// A slot's token waits to travel with the host's next message; a daemon whose
+        /// job waits for the slot asks for it, and gets it as soon as the host drops it
+        /// though the host sends nothing else.
+        @Test func aDaemonWaitingForASlotGetsItWhenTheHostDropsIt() async throws {
+            try await withTestDaemons(1) { daemons in
+                _ = await daemons.everywhere(CreatePool(slots: 1, count: 1000))
+                var held: SharedArray<Double>? = try await daemons.submit(FillSlot(1)).value
+                let waiting = daemons.submit(FillSlotWhenFree(2), timeout: .seconds(10))
+                try await Task.sleep(for: .milliseconds(100))
+                #expect(!waiting.isResolved, "the job got the slot the host still holds")
+                #expect(held?.allSatisfy { $0 == 1 } == true)
+                held = nil
+                let second = try await waiting.value
+                #expect(second.allSatisfy { $0 == 2 })
+            }
+        }
+
         @Test func sharedMemoryCrossesEverywhereAndRetries() async throws {
             try await withTestDaemons(1) { daemons in
                 let data = try SharedArray<Double>(repeating: 2, count: 1000)

@@ -17,6 +17,7 @@ struct FrameDecoderTests {
         .cancel(requestID: .max),
         .released(tokens: [1, 2, .max]),
         .released(tokens: []),
+        .releasesWanted,
         .result(RunResult(requestID: 42, outcome: .value(ByteBuffer(bytes: [9])))),
         .result(RunResult(requestID: 45, outcome: .value(ByteBuffer(bytes: [9])), attachments: [AttachmentInfo(byteCount: 80)])),
         .result(RunResult(requestID: 44, outcome: .failure(FailureReport(reason: .thrown, errorType: "App.E", message: "bad ✗", location: "a.swift:3")))),

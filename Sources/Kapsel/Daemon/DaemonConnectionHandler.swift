@@ -111,6 +111,8 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             if !actors.cancel(requestID) { runner.cancel(requestID) }
         case (.ready(let runner, _), .released(let tokens)):
             runner.peerReleased(tokens)
+        case (.ready(let runner, _), .releasesWanted):
+            runner.peerWantsReleases()
         case (.ready, .releaseActors(let releases)):
             registry.actors.release(releases)
         case (.ready, .shutdown):

@@ -80,6 +80,11 @@ final class JobRunner {
         carrier.peerReleased(tokens)
     }
 
+    /// The host waits for a slot of its pools this daemon holds.
+    func peerWantsReleases() {
+        carrier.peerWantsReleases()
+    }
+
     /// Starts waiting jobs while none is running. A job that finishes without
     /// suspending finishes inside `Task.immediate`, re-entering `finished`; the loop
     /// here (not recursion) then starts the next one.

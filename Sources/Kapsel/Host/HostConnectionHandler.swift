@@ -96,6 +96,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
             }
         case (.accepted(_, _, let carrier), .released(let tokens)):
             carrier.peerReleased(tokens)
+        case (.accepted(_, _, let carrier), .releasesWanted):
+            carrier.peerWantsReleases()
         case (.closed, _):
             break
         default:

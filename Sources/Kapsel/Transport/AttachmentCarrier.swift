@@ -16,6 +16,8 @@ protocol AttachmentCarrier: AnyObject, Sendable {
     func received(_ chunk: AttachmentChunk) throws
     /// The peer dropped its last views of memory this side lent from a pool.
     func peerReleased(_ tokens: [UInt64])
+    /// The peer waits for a slot of its pools this side holds.
+    func peerWantsReleases()
     /// The connection can take more data again.
     func writabilityChanged()
     /// The connection closed.

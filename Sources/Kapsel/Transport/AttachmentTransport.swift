@@ -12,12 +12,16 @@ import Glibc
 /// and the release tokens of pool slots lent to the peer.
 ///
 /// A slot this side lends stays held until the peer sends its token back (`released`),
-/// or until this transport is gone with its connection. A pooled attachment this
-/// side receives sends its token back when its last view dies.
+/// or until this transport is gone with its connection; when its pool waits for a slot,
+/// the peer is asked for the tokens it holds back (`releasesWanted`). A pooled
+/// attachment this side receives gives its token back when its last view dies, with
+/// the next message this side writes (see `ReleaseSender`).
 final class AttachmentTransport: AttachmentCarrier {
     private let descriptors: DescriptorChannel
     private let channel: any Channel
     private let lent = Mutex<[UInt64: RemoteHold]>([:])
+    /// This side asked the peer for its tokens and none has come since.
+    private let askedForReleases = Atomic<Bool>(false)
     private let nextToken = Atomic<UInt64>(1)
     /// Mappings of the peer's pool slots, kept between loans.
     private let slotMappings = MappingCache()
@@ -30,11 +34,16 @@ final class AttachmentTransport: AttachmentCarrier {
         self.releases = ReleaseSender(channel: channel)
     }
 
-    /// Descriptors first, then the frame, so the peer finds them when it reads the message.
+    /// Descriptors first, then the frame, so the peer finds them when it reads the
+    /// message; the release tokens waiting to go back to the peer go just before it.
     func write(_ message: WireMessage, attachments: [SharedStorage]) throws {
         var message = message
         if !attachments.isEmpty, let tag = message.attachmentTag {
             message = message.withAttachments(try send(attachments, tag: tag))
+        }
+        let tokens = releases.takePending()
+        if !tokens.isEmpty {
+            channel.write(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
         }
         channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
     }
@@ -55,7 +64,7 @@ final class AttachmentTransport: AttachmentCarrier {
             var token: UInt64 = 0
             if let lease = storage.lease {
                 token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
-                holds.append((token, lease.holdRemotely()))
+                holds.append((token, lease.holdRemotely { [weak self] in self?.askForReleases() }))
             }
             infos.append(AttachmentInfo(byteCount: UInt64(storage.segment.byteCount), releaseToken: token))
         }
@@ -97,8 +106,21 @@ final class AttachmentTransport: AttachmentCarrier {
 
     /// The peer dropped its last views of these lent slots.
     func peerReleased(_ tokens: [UInt64]) {
+        askedForReleases.store(false, ordering: .relaxed)
         let holds = lent.withLock { lent in tokens.compactMap { lent.removeValue(forKey: $0) } }
         // The slots go back to their pools here, outside the lock.
         withExtendedLifetime(holds) {}
+    }
+
+    /// The peer waits for one of its slots this side holds.
+    func peerWantsReleases() {
+        releases.peerWantsReleases()
+    }
+
+    /// A pool whose slots the peer holds waits for one: asks the peer for its tokens,
+    /// once until some come back.
+    private func askForReleases() {
+        guard askedForReleases.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        channel.writeAndFlush(WireMessage.releasesWanted.frame(allocator: channel.allocator), promise: nil)
     }
 }

@@ -2,30 +2,78 @@ import KapselWire
 import NIOCore
 import Synchronization
 
-/// Sends the peer the release tokens of its pool slots as this side drops them, several
-/// in one message: a token dropped while others wait to be sent goes with them, so a
-/// consumer dropping items one after another wakes the connection's event loop once,
-/// not once per item.
+/// Gives the peer back its pool slots as this side drops them, as release tokens.
+///
+/// A dropped slot's token waits to travel with the next message this side writes to the
+/// peer (`takePending`, a request or a result), so a consumer dropping one item after
+/// another neither wakes the connection's event loop nor writes a message per item.
+/// When the peer waits for a slot it says so (`releasesWanted`): whatever waits goes at
+/// once, or, if nothing does, the next token as soon as it is dropped.
 final class ReleaseSender: Sendable {
+    private struct State {
+        var pending: [UInt64] = []
+        /// The peer waits for a slot and has had no token since it said so.
+        var wanted = false
+        /// A message with the pending tokens is scheduled on the event loop.
+        var scheduled = false
+
+        /// Whether a message must be scheduled now: the peer waits, tokens are ready, and no
+        /// message for them is scheduled yet.
+        mutating func scheduleIfWanted() -> Bool {
+            guard wanted, !pending.isEmpty, !scheduled else { return false }
+            scheduled = true
+            return true
+        }
+
+        /// The pending tokens, taken; once some go, the peer's wish is answered.
+        mutating func take() -> [UInt64] {
+            guard !pending.isEmpty else { return [] }
+            defer {
+                pending = []
+                wanted = false
+            }
+            return pending
+        }
+    }
+
     private let channel: any Channel
-    private let pending = Mutex<[UInt64]>([])
+    private let state = Mutex(State())
 
     init(channel: any Channel) {
         self.channel = channel
     }
 
-    /// Queues `token`; the first token queued schedules the message that takes all.
+    /// Queues `token`; sends it at once if the peer waits for a slot.
     func add(_ token: UInt64) {
-        let first = pending.withLock { pending in
-            pending.append(token)
-            return pending.count == 1
+        let schedule = state.withLock { state in
+            state.pending.append(token)
+            return state.scheduleIfWanted()
         }
-        guard first else { return }
+        if schedule { scheduleSend() }
+    }
+
+    /// The peer waits for a slot: sends what is pending, or the next token dropped.
+    func peerWantsReleases() {
+        let schedule = state.withLock { state in
+            state.wanted = true
+            return state.scheduleIfWanted()
+        }
+        if schedule { scheduleSend() }
+    }
+
+    /// The tokens to send ahead of the message this side is about to write; they are
+    /// no longer pending.
+    func takePending() -> [UInt64] {
+        state.withLock { $0.take() }
+    }
+
+    private func scheduleSend() {
         channel.eventLoop.execute { [self] in
-            let tokens = pending.withLock { pending in
-                defer { pending = [] }
-                return pending
+            let tokens = state.withLock { state in
+                state.scheduled = false
+                return state.take()
             }
+            guard !tokens.isEmpty else { return }
             channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
         }
     }

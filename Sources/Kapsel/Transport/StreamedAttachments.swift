@@ -146,6 +146,9 @@ final class StreamedAttachments: AttachmentCarrier {
     /// Streamed memory is a copy: nothing is lent, nothing comes back.
     func peerReleased(_ tokens: [UInt64]) {}
 
+    /// Streamed memory is a copy: this side holds none of the peer's slots.
+    func peerWantsReleases() {}
+
     func connectionClosed() {
         outgoing.withLock { $0.removeAll() }
         incoming.withLock { $0.removeAll() }

@@ -8,7 +8,7 @@ import Glibc
 enum SharedMemoryJobs {
     static let all: [any Job.Type] = [
         SumAndDouble.self, DaemonMemory.self, HoldShared.self, EchoTensor.self, MakeTensor.self,
-        EchoDoubles.self, CreatePool.self, FillSlot.self, CrashOnceWith.self, PoolFrame.self,
+        EchoDoubles.self, CreatePool.self, FillSlot.self, FillSlotWhenFree.self, CrashOnceWith.self, PoolFrame.self,
     ]
 }
 
@@ -121,6 +121,20 @@ public struct FillSlot: Job {
         // Only one view of the slot may exist while writing, or the write copies it out of the pool.
         guard let slot = pool.tryAcquire() else { throw JobFailure("pool exhausted") }
         var array = try SharedArray<Double>(buffer: consume slot, count: count)
+        array.withUnsafeMutableBufferPointer { $0.initialize(repeating: value) }
+        return array
+    }
+}
+
+/// Fills a slot of the daemon's pool with `value`, waiting for one to be free.
+public struct FillSlotWhenFree: Job {
+    public var value: Double
+    public init(_ value: Double) { self.value = value }
+    public func run() async throws -> SharedArray<Double> {
+        guard let pool = DaemonStorage.shared.get("pool", as: SlotPool.self), let count = DaemonStorage.shared.get("pool.count", as: Int.self) else {
+            throw JobFailure("no pool: run CreatePool everywhere first")
+        }
+        var array = try await pool.acquireArray(of: Double.self, count: count)
         array.withUnsafeMutableBufferPointer { $0.initialize(repeating: value) }
         return array
     }
