@@ -77,6 +77,8 @@ let package = Package(
         .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
+        // Checks that the compact coder's fast path and `Codable` agree, for the tests of both layers that have fast paths.
+        .target(name: "KapselCoderChecks", dependencies: ["KapselSharedMemory", "KapselWire"], path: "Tests/Support/KapselCoderChecks"),
         .target(name: "KapselArrowInterop", dependencies: ["KapselArrow", "CKapselArrow"], path: "Tests/Support/KapselArrowInterop"),
         // The test runner cannot re-launch itself as a daemon: the tests start this one.
         .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselPython", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
@@ -91,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KapselSharedMemoryTests",
-            dependencies: ["KapselSharedMemory", "KapselWire", "CKapselShim", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["KapselSharedMemory", "KapselWire", "KapselCoderChecks", "CKapselShim", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "KapselArrowTests",
@@ -101,7 +103,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import KapselCoderChecks
 import KapselWire
 import NIOCore
 import Testing
@@ -133,26 +134,14 @@ struct SharedArrayTests {
     /// The compact coder's fast path for shared types gives the same bytes their
     /// `Codable` conformances give, and each path reads what the other wrote.
     @Test func theFastPathAndCodableWriteTheSameBytes() throws {
-        /// Encodes the wrapped value through its `Encodable` conformance, which the coder's
-        /// fast path would otherwise skip.
-        struct ThroughCodable<Value: Codable>: Codable {
-            var value: Value
-            init(_ value: Value) { self.value = value }
-            init(from decoder: any Decoder) throws { value = try Value(from: decoder) }
-            func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
-        }
         let array = try SharedArray<Double>([1, 2, 3, 4, 5, 6])
         let tensor = try SharedTensor(array, shape: [2, 3], layout: .columnMajor)
 
         func roundTrip<Value: Codable>(_ value: Value, _ check: (Value) -> Bool) throws {
-            let fastWriter = SharedAttachmentWriter(inlineLimit: 1 << 20)
-            let fast = try CompactEncoder().encode(value, attachments: fastWriter)
-            let slowWriter = SharedAttachmentWriter(inlineLimit: 1 << 20)
-            let slow = try CompactEncoder().encode(ThroughCodable(value), attachments: slowWriter)
-            #expect(Array(fast.readableBytesView) == Array(slow.readableBytesView))
-            let reader = SharedAttachmentReader(storages: fastWriter.storages)
-            #expect(check(try CompactDecoder().decode(Value.self, from: slow, attachments: reader)))
-            #expect(check(try CompactDecoder().decode(ThroughCodable<Value>.self, from: fast, attachments: reader).value))
+            let paths = try BothPaths(value)
+            #expect(paths.fastBytes == paths.codableBytes)
+            #expect(check(paths.fastFromCodable))
+            #expect(check(paths.codableFromFast))
         }
         try roundTrip(array) { Array($0) == [1, 2, 3, 4, 5, 6] }
         try roundTrip(array.buffer) { $0.count == 48 && $0.storage === array.buffer.storage }

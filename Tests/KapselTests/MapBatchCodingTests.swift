@@ -1,3 +1,4 @@
+import KapselCoderChecks
 import KapselTestJobs
 import NIOCore
 import Testing
@@ -9,33 +10,16 @@ import Testing
 /// ones their `Codable` conformances give, and each path must read what the other wrote.
 @Suite("Map batch coding")
 struct MapBatchCodingTests {
-    /// Encodes the wrapped value through its `Codable` conformance, which the coder's
-    /// fast path would otherwise skip.
-    struct ThroughCodable<Value: Codable>: Codable {
-        var value: Value
-        init(_ value: Value) { self.value = value }
-        init(from decoder: any Decoder) throws { value = try Value(from: decoder) }
-        func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
-    }
-
-    /// Encodes `value` on both paths, checks the bytes are equal, and returns what each
-    /// path decodes from the other's bytes.
-    func bothWays<Value: Codable>(_ value: Value) throws -> (fastFromSlow: Value, slowFromFast: Value) {
-        let fastWriter = SharedAttachmentWriter(inlineLimit: 1 << 20)
-        let fast = try CompactEncoder().encode(value, attachments: fastWriter)
-        let slowWriter = SharedAttachmentWriter(inlineLimit: 1 << 20)
-        let slow = try CompactEncoder().encode(ThroughCodable(value), attachments: slowWriter)
-        #expect(Array(fast.readableBytesView) == Array(slow.readableBytesView))
-        let reader = SharedAttachmentReader(storages: fastWriter.storages)
-        return (
-            try CompactDecoder().decode(Value.self, from: slow, attachments: reader),
-            try CompactDecoder().decode(ThroughCodable<Value>.self, from: fast, attachments: reader).value
-        )
+    /// What each path reads from the other's bytes, once the bytes are checked equal.
+    func bothWays<Value: Codable>(_ value: Value) throws -> [Value] {
+        let paths = try BothPaths(value)
+        #expect(paths.fastBytes == paths.codableBytes)
+        return [paths.fastFromCodable, paths.codableFromFast]
     }
 
     @Test func aBatchOfJobsReadsTheSameOnBothPaths() throws {
         let batch = MapBatch(items: [EchoDoubles([1, 2]), EchoDoubles([]), EchoDoubles([3])])
-        for decoded in [try bothWays(batch).fastFromSlow, try bothWays(batch).slowFromFast] {
+        for decoded in try bothWays(batch) {
             #expect(decoded.items.map(\.values) == [[1, 2], [], [3]])
         }
     }
@@ -43,7 +27,7 @@ struct MapBatchCodingTests {
     @Test func anOutputWithValuesAndFailuresReadsTheSameOnBothPaths() throws {
         let failure = MapItemFailure(errorType: "App.Failure", message: "bad item", location: "a.swift:3")
         let output = MapBatch<EchoDoubles>.Output(outcomes: [.success([1.5]), .failure(failure), .success([])], runNanoseconds: 1234)
-        for decoded in [try bothWays(output).fastFromSlow, try bothWays(output).slowFromFast] {
+        for decoded in try bothWays(output) {
             #expect(decoded.runNanoseconds == 1234)
             guard decoded.outcomes.count == 3, case .success(let first) = decoded.outcomes[0], case .failure(let second) = decoded.outcomes[1],
                   case .success(let third) = decoded.outcomes[2] else {
@@ -66,7 +50,7 @@ struct MapBatchCodingTests {
             frames.append(frame)
         }
         let output = MapBatch<FillSlot>.Output(outcomes: frames.map { .success($0) }, runNanoseconds: 1)
-        for decoded in [try bothWays(output).fastFromSlow, try bothWays(output).slowFromFast] {
+        for decoded in try bothWays(output) {
             let values = decoded.outcomes.map { outcome -> [Double] in
                 guard case .success(let frame) = outcome else { return [] }
                 return Array(frame)

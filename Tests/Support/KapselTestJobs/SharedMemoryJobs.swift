@@ -108,6 +108,14 @@ public struct CreatePool: Job {
         DaemonStorage.shared.set("pool.count", count)
         return true
     }
+
+    /// The pool `CreatePool` made in this daemon, and its slots' element count.
+    static func made() throws -> (pool: SlotPool, count: Int) {
+        guard let pool = DaemonStorage.shared.get("pool", as: SlotPool.self), let count = DaemonStorage.shared.get("pool.count", as: Int.self) else {
+            throw JobFailure("no pool: run CreatePool everywhere first")
+        }
+        return (pool, count)
+    }
 }
 
 /// Fills a slot of the daemon's pool with `value`, or fails if every slot is in use.
@@ -115,9 +123,7 @@ public struct FillSlot: Job {
     public var value: Double
     public init(_ value: Double) { self.value = value }
     public func run() async throws -> SharedArray<Double> {
-        guard let pool = DaemonStorage.shared.get("pool", as: SlotPool.self), let count = DaemonStorage.shared.get("pool.count", as: Int.self) else {
-            throw JobFailure("no pool: run CreatePool everywhere first")
-        }
+        let (pool, count) = try CreatePool.made()
         // Only one view of the slot may exist while writing, or the write copies it out of the pool.
         guard let slot = pool.tryAcquire() else { throw JobFailure("pool exhausted") }
         var array = try SharedArray<Double>(buffer: consume slot, count: count)
@@ -131,9 +137,7 @@ public struct FillSlotWhenFree: Job {
     public var value: Double
     public init(_ value: Double) { self.value = value }
     public func run() async throws -> SharedArray<Double> {
-        guard let pool = DaemonStorage.shared.get("pool", as: SlotPool.self), let count = DaemonStorage.shared.get("pool.count", as: Int.self) else {
-            throw JobFailure("no pool: run CreatePool everywhere first")
-        }
+        let (pool, count) = try CreatePool.made()
         var array = try await pool.acquireArray(of: Double.self, count: count)
         array.withUnsafeMutableBufferPointer { $0.initialize(repeating: value) }
         return array
