@@ -1,11 +1,13 @@
 /// Prints benchmark figures as JSON lines, one per figure, named as in BENCHMARKS.md:
-/// `{"workload":"W1","variant":"job","metric":"rtt_us_p50","value":21.4}`.
+/// `{"workload":"W1","variant":"job","metric":"rtt_us_p50","value":21.4}`; `extra`
+/// figures (a spread, say) and a `note` follow on the same line.
 enum BenchReport {
-    static func emit(_ workload: String, _ variant: String? = nil, _ metric: String, _ value: Double, note: String? = nil) {
+    static func emit(_ workload: String, _ variant: String? = nil, _ metric: String, _ value: Double, extra: KeyValuePairs<String, Double> = [:], note: String? = nil) {
         var fields = ["\"workload\":\"\(workload)\""]
         if let variant { fields.append("\"variant\":\"\(variant)\"") }
         fields.append("\"metric\":\"\(metric)\"")
         fields.append("\"value\":\(format(value))")
+        for (name, figure) in extra { fields.append("\"\(name)\":\(format(figure))") }
         if let note { fields.append("\"note\":\"\(note)\"") }
         print("{" + fields.joined(separator: ",") + "}")
     }
@@ -33,6 +35,13 @@ struct Samples {
     }
 
     var median: Double { percentile(0.5) }
+
+    /// The smallest and the largest value.
+    var lowest: Double { sorted.first ?? .nan }
+    var highest: Double { sorted.last ?? .nan }
+
+    /// Number of values.
+    var count: Int { sorted.count }
 }
 
 extension Duration {
