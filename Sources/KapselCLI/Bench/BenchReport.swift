@@ -36,8 +36,10 @@ struct Samples {
 
     var median: Double { percentile(0.5) }
 
-    /// The smallest and the largest value.
+    /// The smallest value.
     var lowest: Double { sorted.first ?? .nan }
+
+    /// The largest value.
     var highest: Double { sorted.last ?? .nan }
 
     /// Number of values.
