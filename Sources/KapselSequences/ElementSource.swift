@@ -8,9 +8,10 @@ protocol ElementSource<Value>: Sendable {
     /// How many consecutive elements to start together now.
     var chunkSize: Int { get }
 
-    /// Starts computing the elements `indices` and calls `completion` once per element
-    /// with its result, from any thread.
-    func start(_ indices: Range<Int>, completion: @escaping @Sendable (Int, Result<Value, any Error>) -> Void)
+    /// Starts computing the elements `indices` and calls `completion`, from any thread,
+    /// with the results of consecutive elements from the first one's index on (for
+    /// all of `indices` at once or in several calls), exactly once per element.
+    func start(_ indices: Range<Int>, completion: @escaping @Sendable (_ first: Int, _ results: [Result<Value, any Error>]) -> Void)
 }
 
 /// Elements computed by an async function, each in a task of its own.
@@ -19,13 +20,13 @@ struct TaskSource<Value: Sendable>: ElementSource {
 
     var chunkSize: Int { 1 }
 
-    func start(_ indices: Range<Int>, completion: @escaping @Sendable (Int, Result<Value, any Error>) -> Void) {
+    func start(_ indices: Range<Int>, completion: @escaping @Sendable (_ first: Int, _ results: [Result<Value, any Error>]) -> Void) {
         for index in indices {
             Task.detached { [compute] in
                 do {
-                    completion(index, .success(try await compute(index)))
+                    completion(index, [.success(try await compute(index))])
                 } catch {
-                    completion(index, .failure(error))
+                    completion(index, [.failure(error)])
                 }
             }
         }
@@ -52,13 +53,13 @@ final class DaemonSource<Item: Job>: ElementSource {
 
     var chunkSize: Int { fixedBatchSize ?? sizer.withLock { $0.size } }
 
-    func start(_ indices: Range<Int>, completion: @escaping @Sendable (Int, Result<Value, any Error>) -> Void) {
+    func start(_ indices: Range<Int>, completion: @escaping @Sendable (_ first: Int, _ results: [Result<Value, any Error>]) -> Void) {
         let batch = daemons.submitBatch(indices.map { jobs[$0] })
         batch.whenResolved { [self] outcome in
             if fixedBatchSize == nil, let runTime = outcome.runTime {
                 sizer.withLock { $0.record(runTime: runTime, count: indices.count) }
             }
-            for (index, result) in zip(indices, outcome.results) { completion(index, result.mapError { $0 }) }
+            completion(indices.lowerBound, outcome.results.map { $0.mapError { $0 } })
         }
     }
 }

@@ -35,6 +35,36 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         var cursor = 0
         /// The next element to start ahead of the consumer.
         var ahead = 0
+
+        /// Marks what starts now as running and returns it: `wanted` when the consumer
+        /// waits for an element beyond the window, then chunks of the window of up to
+        /// `chunkSize` consecutive elements while workers are free.
+        mutating func claimStarts(wanted: Int?, count: Int, buffer: Int, workers: Int, chunkSize: Int) -> [Range<Int>] {
+            var starting: [Range<Int>] = []
+            if let wanted, results[wanted] == nil, !running.contains(wanted) {
+                running.insert(wanted)
+                starting.append(wanted..<(wanted + 1))
+            }
+            // A chunk starts only once it fits whole (or ends the sequence), so that
+            // elements consumed one by one do not shrink the chunks to single elements.
+            while true {
+                let limit = Swift.min(count, cursor + buffer)
+                while ahead < limit, results[ahead] != nil || running.contains(ahead) {
+                    ahead += 1
+                }
+                let room = Swift.min(workers - running.count, limit - ahead)
+                guard room >= chunkSize || (room > 0 && limit == count) else { break }
+                let first = ahead
+                var end = first
+                while end < first + Swift.min(room, chunkSize), results[end] == nil, !running.contains(end) {
+                    running.insert(end)
+                    end += 1
+                }
+                starting.append(first..<end)
+                ahead = end
+            }
+            return starting
+        }
     }
 
     init(count: Int, workers: Int, buffer: Int, source: some ElementSource<Value>) {
@@ -53,7 +83,7 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         let known: Bool = state.withLock { $0.results[index] != nil || $0.running.contains(index) }
         guard known else {
             return try await withCheckedContinuation { continuation in
-                source.start(index..<(index + 1)) { continuation.resume(returning: $1) }
+                source.start(index..<(index + 1)) { continuation.resume(returning: $1[0]) }
             }.get()
         }
         return try await wait(for: index).get()
@@ -86,22 +116,31 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         state.withLock { $0.cursor >= count }
     }
 
-    /// The element at the cursor, removed from the window; the window moves on.
+    /// The element at the cursor, removed from the window; the window moves on. An
+    /// element already computed is taken in one pass under the lock, without suspending.
     private func take() async -> Result<Value, any Error> {
-        let index = state.withLock { state in
-            defer { state.cursor += 1 }
-            return state.cursor
+        let chunkSize = self.chunkSize
+        let (index, ready, starting) = state.withLock { state -> (Int, Result<Value, any Error>?, [Range<Int>]) in
+            let index = state.cursor
+            state.cursor += 1
+            guard let ready = state.results.removeValue(forKey: index) else { return (index, nil, []) }
+            return (index, ready, state.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize))
+        }
+        if let ready {
+            start(starting)
+            return ready
         }
         let result = await wait(for: index)
-        state.withLock { state in
+        start(state.withLock { state in
             _ = state.results.removeValue(forKey: index)
-        }
-        startAhead()
+            return state.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize)
+        })
         return result
     }
 
     private func wait(for index: Int) async -> Result<Value, any Error> {
-        startAhead(upTo: index)
+        let chunkSize = self.chunkSize
+        start(state.withLock { $0.claimStarts(wanted: index, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize) })
         return await withCheckedContinuation { continuation in
             let ready: Result<Value, any Error>? = state.withLock { state in
                 if let result = state.results[index] { return result }
@@ -112,50 +151,40 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         }
     }
 
-    /// Starts elements of the window (and `upTo`, when the consumer waits for one
-    /// beyond it) while workers are free, consecutive ones together in chunks.
-    private func startAhead(upTo wanted: Int? = nil) {
-        let chunkSize = Swift.max(1, Swift.min(source.chunkSize, buffer, workers))
-        let starting: [Range<Int>] = state.withLock { state in
-            var starting: [Range<Int>] = []
-            if let wanted, state.results[wanted] == nil, !state.running.contains(wanted) {
-                state.running.insert(wanted)
-                starting.append(wanted..<(wanted + 1))
-            }
-            // A chunk starts only once it fits whole (or ends the sequence), so that
-            // elements consumed one by one do not shrink the chunks to single elements.
-            while true {
-                let limit = Swift.min(count, state.cursor + buffer)
-                while state.ahead < limit, state.results[state.ahead] != nil || state.running.contains(state.ahead) {
-                    state.ahead += 1
-                }
-                let room = Swift.min(workers - state.running.count, limit - state.ahead)
-                guard room >= chunkSize || (room > 0 && limit == count) else { break }
-                let first = state.ahead
-                var end = first
-                while end < first + Swift.min(room, chunkSize), state.results[end] == nil, !state.running.contains(end) {
-                    state.running.insert(end)
-                    end += 1
-                }
-                starting.append(first..<end)
-                state.ahead = end
-            }
-            return starting
-        }
-        for indices in starting {
-            source.start(indices) { [self] index, result in finished(index, result) }
+    /// How many consecutive elements start together.
+    private var chunkSize: Int {
+        Swift.max(1, Swift.min(source.chunkSize, buffer, workers))
+    }
+
+    /// Starts elements of the window while workers are free.
+    private func startAhead() {
+        let chunkSize = self.chunkSize
+        start(state.withLock { $0.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize) })
+    }
+
+    private func start(_ chunks: [Range<Int>]) {
+        for indices in chunks {
+            source.start(indices) { [self] first, results in finished(from: first, results) }
         }
     }
 
-    private func finished(_ index: Int, _ result: Result<Value, any Error>) {
-        let waiters: [CheckedContinuation<Result<Value, any Error>, Never>] = state.withLock { state in
-            state.running.remove(index)
-            // Kept until the in-order consumer takes it (at most `buffer` ahead of it).
-            state.results[index] = result
-            return state.waiters.removeValue(forKey: index) ?? []
+    /// Consecutive elements from `first` on are computed: they are kept for the consumer
+    /// (and handed to whoever waits for them), and the window moves on, in one pass
+    /// under the lock whatever their number.
+    private func finished(from first: Int, _ results: [Result<Value, any Error>]) {
+        let chunkSize = self.chunkSize
+        let (resumed, starting) = state.withLock { state in
+            var resumed: [(CheckedContinuation<Result<Value, any Error>, Never>, Result<Value, any Error>)] = []
+            for (index, result) in zip(first..., results) {
+                state.running.remove(index)
+                // Kept until the in-order consumer takes it (at most `buffer` ahead of it).
+                state.results[index] = result
+                for waiter in state.waiters.removeValue(forKey: index) ?? [] { resumed.append((waiter, result)) }
+            }
+            return (resumed, state.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize))
         }
-        for waiter in waiters { waiter.resume(returning: result) }
-        startAhead()
+        for (waiter, result) in resumed { waiter.resume(returning: result) }
+        start(starting)
     }
 }
 
