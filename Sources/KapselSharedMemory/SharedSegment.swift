@@ -33,27 +33,16 @@ package final class SharedSegment: @unchecked Sendable {
     /// Whether this process mapped it writable (only the process that created it does).
     package let isWritable: Bool
 
-    /// Where the mapping goes when this segment dies, if it is to be kept for reuse.
-    private let keeper: (cache: MappingCache, file: MappingCache.FileIdentity)?
-
-    private init(
-        descriptor: Int32, base: UnsafeMutableRawPointer, mappedLength: Int, byteCount: Int, isWritable: Bool,
-        keeper: (cache: MappingCache, file: MappingCache.FileIdentity)? = nil
-    ) {
+    private init(descriptor: Int32, base: UnsafeMutableRawPointer, mappedLength: Int, byteCount: Int, isWritable: Bool) {
         self.descriptor = descriptor
         self.base = base
         self.mappedLength = mappedLength
         self.byteCount = byteCount
         self.isWritable = isWritable
-        self.keeper = keeper
     }
 
     deinit {
-        if let keeper {
-            keeper.cache.keep(MappingCache.Mapping(address: UInt(bitPattern: base), length: mappedLength), of: keeper.file)
-        } else {
-            munmap(base, mappedLength)
-        }
+        munmap(base, mappedLength)
         close(descriptor)
     }
 
@@ -85,10 +74,8 @@ package final class SharedSegment: @unchecked Sendable {
     /// Maps, read-only, a segment another process sent, taking ownership of `descriptor`
     /// (closed on failure). The segment must be a Kapsel segment whose size is sealed
     /// and holds at least `minimumByteCount` payload bytes: a peer cannot make this
-    /// process fault by lying about sizes. With a `cache`, a mapping of the same file
-    /// kept there is reused, and this one is kept there when the segment dies (for pool
-    /// slots, which come back again and again).
-    package static func adopt(descriptor fd: Int32, minimumByteCount: Int, cache: MappingCache? = nil) throws(SharedMemoryError) -> SharedSegment {
+    /// process fault by lying about sizes.
+    package static func adopt(descriptor fd: Int32, minimumByteCount: Int) throws(SharedMemoryError) -> SharedSegment {
         func fail(_ text: String) -> SharedMemoryError {
             close(fd)
             return SharedMemoryError(text)
@@ -101,15 +88,8 @@ package final class SharedSegment: @unchecked Sendable {
         guard fileSize >= Self.headerSize, minimumByteCount >= 0, fileSize - Self.headerSize >= minimumByteCount else {
             throw fail("received shared memory holds \(max(0, fileSize - Self.headerSize)) bytes, fewer than the \(minimumByteCount) announced")
         }
-        let file = MappingCache.FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
-        let base: UnsafeMutableRawPointer
-        if let kept = cache?.take(file, length: fileSize) {
-            base = kept.base
-        } else {
-            guard let mapped = mmap(nil, fileSize, PROT_READ, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
-                throw fail("cannot map received shared memory: \(String(cString: strerror(errno)))")
-            }
-            base = mapped
+        guard let base = mmap(nil, fileSize, PROT_READ, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            throw fail("cannot map received shared memory: \(String(cString: strerror(errno)))")
         }
         let magicFound = base.load(fromByteOffset: 0, as: UInt64.self)
         let declared = Int(truncatingIfNeeded: base.load(fromByteOffset: 16, as: UInt64.self))
@@ -117,9 +97,6 @@ package final class SharedSegment: @unchecked Sendable {
             munmap(base, fileSize)
             throw fail("received memory is not a Kapsel segment (bad header)")
         }
-        return SharedSegment(
-            descriptor: fd, base: base, mappedLength: fileSize, byteCount: declared, isWritable: false,
-            keeper: cache.map { ($0, file) }
-        )
+        return SharedSegment(descriptor: fd, base: base, mappedLength: fileSize, byteCount: declared, isWritable: false)
     }
 }

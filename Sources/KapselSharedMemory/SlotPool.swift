@@ -25,6 +25,11 @@ public final class SlotPool: Sendable {
     public let slotCount: Int
     private let segments: [SharedSegment]
     private let state: Mutex<State>
+    /// Unique among this process's pools, never reused.
+    fileprivate let id = SlotPool.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+    private static let nextID = Atomic<UInt64>(1)
+    /// Called when the pool is gone, by whoever named its slots to a peer; by key.
+    private let goneCallbacks = Mutex<[ObjectIdentifier: @Sendable () -> Void]>([:])
 
     private struct State {
         var free: Deque<Int>
@@ -46,6 +51,10 @@ public final class SlotPool: Sendable {
         for _ in 0..<slotCount { segments.append(try SharedSegment.allocate(byteCount: slotByteCount)) }
         self.segments = segments
         self.state = Mutex(State(free: Deque(0..<slotCount), leased: Array(repeating: false, count: slotCount), remoteHolds: Array(repeating: [], count: slotCount)))
+    }
+
+    deinit {
+        for callback in goneCallbacks.withLock({ $0.values }) { callback() }
     }
 
     /// Slots free right now.
@@ -142,11 +151,23 @@ public final class SlotPool: Sendable {
         if starved { askHoldersBack() }
     }
 
+    fileprivate func whenGone(key: ObjectIdentifier, _ callback: @escaping @Sendable () -> Void) {
+        goneCallbacks.withLock { $0[key] = callback }
+    }
+
     /// Asks every process holding a slot for those it has dropped.
     private func askHoldersBack() {
         let askers = state.withLock { state in state.remoteHolds.flatMap { $0.map(\.askBack) } }
         for askBack in askers { askBack() }
     }
+}
+
+/// One slot of one pool, unique in this process for as long as it runs.
+package struct SlotIdentity: Hashable, Sendable {
+    /// The pool's id.
+    package let pool: UInt64
+    /// The slot's index in its pool.
+    package let index: Int
 }
 
 /// The lease of one pool slot by one `SharedStorage`.
@@ -157,6 +178,15 @@ package final class SlotLease: Sendable {
     fileprivate init(pool: SlotPool, index: Int) {
         self.pool = pool
         self.index = index
+    }
+
+    /// Which slot this is.
+    package var slot: SlotIdentity { SlotIdentity(pool: pool.id, index: index) }
+
+    /// Calls `callback` when the slot's pool is gone, from the thread that drops it; a
+    /// later call with the same `key` (for any slot of the pool) replaces it.
+    package func whenPoolGone(key: ObjectIdentifier, _ callback: @escaping @Sendable () -> Void) {
+        pool.whenGone(key: key, callback)
     }
 
     /// Marks the slot as held by another process until the hold is dropped; `askBack`

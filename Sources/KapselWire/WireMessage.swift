@@ -48,6 +48,9 @@ public enum WireMessage: Sendable, Equatable {
     /// The receiver sends the release tokens it has ready at once, or the next one as soon
     /// as it drops a slot (tokens otherwise wait to travel with its next message).
     case releasesWanted
+    /// Either way: pool slots the sender lent under these names are gone (their pool was
+    /// freed); the receiver drops what it kept of them (see `AttachmentInfo.name`).
+    case forget(names: [UInt64])
 
     /// The id that tags the descriptors of this message's attachments, if it can carry any.
     public var attachmentTag: UInt64? {
@@ -84,7 +87,7 @@ public enum WireMessage: Sendable, Equatable {
 
     enum Kind: UInt8 {
         case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat,
-            attachmentChunk, retiring, releasesWanted
+            attachmentChunk, retiring, releasesWanted, forget
     }
 
     /// The name of the message's kind, for error messages.
@@ -107,6 +110,7 @@ public enum WireMessage: Sendable, Equatable {
         case .attachmentChunk: "attachment chunk"
         case .retiring: "retiring"
         case .releasesWanted: "releases wanted"
+        case .forget: "forget"
         }
     }
 }
@@ -236,11 +240,22 @@ public struct AttachmentInfo: Sendable, Hashable {
     /// Nonzero when the sender lent the memory from a pool: the receiver sends
     /// `released` with this token once it has dropped its last view.
     public var releaseToken: UInt64
+    /// Nonzero for a pool slot lent over a descriptor channel: the sender's name for it
+    /// on this connection. The receiver keeps the memory under this name, so that once
+    /// the sender knows it does (a loan that brought it came back), later loans name it
+    /// instead of sending it again — until the sender says `forget`.
+    public var name: UInt64
+    /// Whether the memory does not come with this message because the receiver keeps it
+    /// under `name` already.
+    public var isKept: Bool
 
     /// Creates attachment information.
-    public init(byteCount: UInt64, releaseToken: UInt64 = 0) {
+    public init(byteCount: UInt64, releaseToken: UInt64 = 0, name: UInt64 = 0, isKept: Bool = false) {
+        precondition(!isKept || name != 0, "kept memory is named")
         self.byteCount = byteCount
         self.releaseToken = releaseToken
+        self.name = name
+        self.isKept = isKept
     }
 }
 

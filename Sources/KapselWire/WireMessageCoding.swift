@@ -67,8 +67,7 @@ extension WireMessage {
             buffer.writeInteger(Kind.shutdown.rawValue)
         case .released(let tokens):
             buffer.writeInteger(Kind.released.rawValue)
-            buffer.writeInteger(UInt32(tokens.count))
-            for token in tokens { buffer.writeInteger(token) }
+            buffer.writeIntegers(tokens)
         case .call(let request):
             buffer.writeInteger(Kind.call.rawValue)
             buffer.writeInteger(request.callID)
@@ -94,6 +93,9 @@ extension WireMessage {
             buffer.writeInteger(Kind.heartbeat.rawValue)
         case .releasesWanted:
             buffer.writeInteger(Kind.releasesWanted.rawValue)
+        case .forget(let names):
+            buffer.writeInteger(Kind.forget.rawValue)
+            buffer.writeIntegers(names)
         case .retiring(let exitCode):
             buffer.writeInteger(Kind.retiring.rawValue)
             buffer.writeInteger(exitCode)
@@ -183,13 +185,9 @@ extension WireMessage {
             }
             message = .attachmentChunk(AttachmentChunk(tag: tag, index: index, byteCount: byteCount, offset: offset, bytes: body.readSlice(length: body.readableBytes)!))
         case .released:
-            let count = try body.read(UInt32.self, "token count")
-            guard Int(count) <= body.readableBytes / 8 else {
-                throw malformed("\(count) release tokens claimed but only \(body.readableBytes) bytes remain")
-            }
-            var tokens: [UInt64] = []
-            for _ in 0..<count { tokens.append(try body.read(UInt64.self, "release token")) }
-            message = .released(tokens: tokens)
+            message = .released(tokens: try body.readIntegers("release token"))
+        case .forget:
+            message = .forget(names: try body.readIntegers("name"))
         }
         guard body.readableBytes == 0 else {
             throw malformed("\(body.readableBytes) unexpected bytes after a \(message.kindName) message")
@@ -210,7 +208,26 @@ extension ByteBuffer {
         for attachment in attachments {
             writeInteger(attachment.byteCount)
             writeInteger(attachment.releaseToken)
+            writeInteger(attachment.name)
+            writeInteger(UInt8(attachment.isKept ? 1 : 0))
         }
+    }
+
+    /// A count, then that many 64-bit integers.
+    fileprivate mutating func writeIntegers(_ values: [UInt64]) {
+        writeInteger(UInt32(values.count))
+        for value in values { writeInteger(value) }
+    }
+
+    /// What `writeIntegers` wrote; `what` names one of them in errors.
+    fileprivate mutating func readIntegers(_ what: String) throws(WireError) -> [UInt64] {
+        let count = try read(UInt32.self, "\(what) count")
+        guard Int(count) <= readableBytes / 8 else {
+            throw WireError(.malformedFrame, "\(count) \(what)s claimed but only \(readableBytes) bytes remain")
+        }
+        var values: [UInt64] = []
+        for _ in 0..<count { values.append(try read(UInt64.self, what)) }
+        return values
     }
 
     fileprivate mutating func readAttachments() throws(WireError) -> [AttachmentInfo] {
@@ -220,7 +237,14 @@ extension ByteBuffer {
         }
         var attachments: [AttachmentInfo] = []
         for _ in 0..<count {
-            attachments.append(AttachmentInfo(byteCount: try read(UInt64.self, "attachment size"), releaseToken: try read(UInt64.self, "release token")))
+            let byteCount = try read(UInt64.self, "attachment size")
+            let releaseToken = try read(UInt64.self, "release token")
+            let name = try read(UInt64.self, "attachment name")
+            let kept = try read(UInt8.self, "attachment kept flag")
+            guard kept <= 1, kept == 0 || name != 0 else {
+                throw WireError(.malformedFrame, "an attachment said to be kept must be named (flag \(kept), name \(name))")
+            }
+            attachments.append(AttachmentInfo(byteCount: byteCount, releaseToken: releaseToken, name: name, isKept: kept == 1))
         }
         return attachments
     }

@@ -147,6 +147,25 @@ extension ProcessTests {
             }
         }
 
+        /// The host keeps the daemon's slots mapped between loans, and lets them go when the
+        /// daemon's pool goes.
+        @Test func theHostKeepsADaemonsSlotsUntilTheirPoolGoes() async throws {
+            try await withTestDaemons(1) { daemons in
+                _ = await daemons.everywhere(CreatePool(slots: 2, count: 1000))
+                var files: Set<UInt64> = []
+                for value in 0..<6 {
+                    let array = try await daemons.submit(FillSlot(Double(value))).value
+                    #expect(array.allSatisfy { $0 == Double(value) })
+                    files.insert(try inode(of: array.buffer.storage.segment.descriptor))
+                }
+                #expect(files.count == 2, "two slots, lent again and again")
+                #expect(sharedMemoryInThisProcess().isSuperset(of: files), "kept between loans")
+                // A new pool replaces the old one in the daemon: the old one goes.
+                _ = await daemons.everywhere(CreatePool(slots: 2, count: 1000))
+                #expect(await eventually { sharedMemoryInThisProcess().isDisjoint(with: files) }, "the host still holds the old pool's memory")
+            }
+        }
+
         /// A slot's token waits to travel with the host's next message; a daemon whose
         /// job waits for the slot asks for it, and gets it as soon as the host drops it
         /// though the host sends nothing else.
@@ -225,4 +244,29 @@ extension ProcessTests {
             }
         }
     }
+}
+
+/// The inode of the shared memory file behind `descriptor`.
+func inode(of descriptor: Int32) throws -> UInt64 {
+    var info = stat()
+    try #require(fstat(descriptor, &info) == 0)
+    return UInt64(info.st_ino)
+}
+
+/// Inodes of the Kapsel shared memory files this process holds open or mapped.
+func sharedMemoryInThisProcess() -> Set<UInt64> {
+    var inodes: Set<UInt64> = []
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+        let path = "/proc/self/fd/\(name)"
+        var info = stat()
+        guard (try? FileManager.default.destinationOfSymbolicLink(atPath: path))?.contains("memfd:kapsel") == true,
+              stat(path, &info) == 0 else { continue }
+        inodes.insert(UInt64(info.st_ino))
+    }
+    let maps = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)) ?? ""
+    for line in maps.split(separator: "\n") where line.contains("memfd:kapsel") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if fields.count > 4, let inode = UInt64(fields[4]) { inodes.insert(inode) }
+    }
+    return inodes
 }

@@ -18,6 +18,10 @@ struct FrameDecoderTests {
         .released(tokens: [1, 2, .max]),
         .released(tokens: []),
         .releasesWanted,
+        .forget(names: [3, .max]),
+        .result(RunResult(requestID: 46, outcome: .value(ByteBuffer()), attachments: [
+            AttachmentInfo(byteCount: 800, releaseToken: 9, name: 4), AttachmentInfo(byteCount: 800, releaseToken: 10, name: 4, isKept: true),
+        ])),
         .result(RunResult(requestID: 42, outcome: .value(ByteBuffer(bytes: [9])))),
         .result(RunResult(requestID: 45, outcome: .value(ByteBuffer(bytes: [9])), attachments: [AttachmentInfo(byteCount: 80)])),
         .result(RunResult(requestID: 44, outcome: .failure(FailureReport(reason: .thrown, errorType: "App.E", message: "bad ✗", location: "a.swift:3")))),
@@ -85,6 +89,9 @@ struct FrameDecoderTests {
             ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 99], "unknown result status 99"),
             ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF], "65535 attachments exceed the limit of 250"),
             ([WireMessage.Kind.released.rawValue, 0xFF, 0xFF, 0xFF, 0xFF], "4294967295 release tokens claimed"),
+            ([WireMessage.Kind.forget.rawValue, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1], "2 names claimed"),
+            ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0, count: 24) + [1], "kept must be named"),
+            ([WireMessage.Kind.result.rawValue, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0, count: 23) + [1, 2], "kept must be named (flag 2"),
         ]
         for (bytes, expected) in cases {
             var buffer = body(bytes)

@@ -113,6 +113,8 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
             runner.peerReleased(tokens)
         case (.ready(let runner, _), .releasesWanted):
             runner.peerWantsReleases()
+        case (.ready(let runner, _), .forget(let names)):
+            runner.peerForgot(names)
         case (.ready, .releaseActors(let releases)):
             registry.actors.release(releases)
         case (.ready, .shutdown):

@@ -85,6 +85,11 @@ final class JobRunner {
         carrier.peerWantsReleases()
     }
 
+    /// The host's pool slots of these names are gone.
+    func peerForgot(_ names: [UInt64]) {
+        carrier.peerForgot(names)
+    }
+
     /// Starts waiting jobs while none is running. A job that finishes without
     /// suspending finishes inside `Task.immediate`, re-entering `finished`; the loop
     /// here (not recursion) then starts the next one.

@@ -98,6 +98,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
             carrier.peerReleased(tokens)
         case (.accepted(_, _, let carrier), .releasesWanted):
             carrier.peerWantsReleases()
+        case (.accepted(_, _, let carrier), .forget(let names)):
+            carrier.peerForgot(names)
         case (.closed, _):
             break
         default:

@@ -18,6 +18,8 @@ protocol AttachmentCarrier: AnyObject, Sendable {
     func peerReleased(_ tokens: [UInt64])
     /// The peer waits for a slot of its pools this side holds.
     func peerWantsReleases()
+    /// The peer's pool slots of these names are gone: this side drops what it keeps of them.
+    func peerForgot(_ names: [UInt64])
     /// The connection can take more data again.
     func writabilityChanged()
     /// The connection closed.

@@ -11,6 +11,11 @@ import Glibc
 /// connection's `DescriptorChannel` (sent before the message that refers to them),
 /// and the release tokens of pool slots lent to the peer.
 ///
+/// A pool slot lent again and again is sent once: the receiver keeps it under the
+/// name the lender gave it, and later loans only name it (see `LentSlotNames`); the
+/// lender says `forget` when the slot's pool is gone, and a connection's kept memory
+/// goes with it.
+///
 /// A slot this side lends stays held until the peer sends its token back (`released`),
 /// or until this transport is gone with its connection; when its pool waits for a slot,
 /// the peer is asked for the tokens it holds back (`releasesWanted`). A pooled
@@ -23,8 +28,10 @@ final class AttachmentTransport: AttachmentCarrier {
     /// This side asked the peer for its tokens and none has come since.
     private let askedForReleases = Atomic<Bool>(false)
     private let nextToken = Atomic<UInt64>(1)
-    /// Mappings of the peer's pool slots, kept between loans.
-    private let slotMappings = MappingCache()
+    /// The names of the slots this side lent to the peer.
+    private let names = Mutex(LentSlotNames())
+    /// The peer's pool slots this side keeps between loans, by the peer's names.
+    private let kept = Mutex<[UInt64: SharedSegment]>([:])
     /// Tokens of the peer's slots this side has dropped, on their way back.
     private let releases: ReleaseSender
 
@@ -55,20 +62,33 @@ final class AttachmentTransport: AttachmentCarrier {
 
     func writabilityChanged() {}
 
-    /// Sends the descriptors of `storages` for message `tag`; returns what the message
-    /// must say about them.
+    /// Sends the descriptors of `storages` for message `tag` (but for pool slots the
+    /// peer keeps); returns what the message must say about them.
     private func send(_ storages: [SharedStorage], tag: UInt64) throws -> [AttachmentInfo] {
         var infos: [AttachmentInfo] = []
         var holds: [(UInt64, RemoteHold)] = []
+        var carried: [SharedSegment] = []
         for storage in storages {
-            var token: UInt64 = 0
+            var info = AttachmentInfo(byteCount: UInt64(storage.segment.byteCount))
             if let lease = storage.lease {
-                token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+                let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
                 holds.append((token, lease.holdRemotely { [weak self] in self?.askForReleases() }))
+                let slot = lease.slot
+                let naming = names.withLock { $0.lend(slot, token: token) }
+                if naming.isNewPool {
+                    lease.whenPoolGone(key: ObjectIdentifier(self)) { [weak self] in self?.poolGone(slot.pool) }
+                }
+                info = AttachmentInfo(byteCount: info.byteCount, releaseToken: token, name: naming.name, isKept: naming.isKept)
             }
-            infos.append(AttachmentInfo(byteCount: UInt64(storage.segment.byteCount), releaseToken: token))
+            if !info.isKept { carried.append(storage.segment) }
+            infos.append(info)
         }
-        try descriptors.send(tag: tag, segments: storages.map(\.segment))
+        do {
+            try descriptors.send(tag: tag, segments: carried)
+        } catch {
+            names.withLock { $0.abandoned(holds.map(\.0)) }
+            throw error
+        }
         lent.withLock { lent in
             for (token, hold) in holds { lent[token] = hold }
         }
@@ -77,19 +97,12 @@ final class AttachmentTransport: AttachmentCarrier {
 
     /// Receives the attachments `infos` announce for message `tag`.
     func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> SharedAttachmentReader {
-        let received = try descriptors.receive(tag: tag, count: infos.count)
+        var received = try descriptors.receive(tag: tag, count: infos.count { !$0.isKept })[...]
+        // Whatever is left on failure was never adopted.
+        defer { received.forEach { close($0) } }
         var storages: [SharedStorage] = []
-        for (position, (descriptor, info)) in zip(received, infos).enumerated() {
-            let segment: SharedSegment
-            do {
-                let isPoolSlot = info.releaseToken != 0
-                segment = try SharedSegment.adopt(
-                    descriptor: descriptor, minimumByteCount: Int(clamping: info.byteCount), cache: isPoolSlot ? slotMappings : nil
-                )
-            } catch {
-                received[(position + 1)...].forEach { close($0) }
-                throw error
-            }
+        for info in infos {
+            let segment = info.isKept ? try keptSegment(info) : try adopt(received.removeFirst(), info)
             let token = info.releaseToken
             let releases = self.releases
             let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in releases.add(token) }
@@ -98,15 +111,62 @@ final class AttachmentTransport: AttachmentCarrier {
         return SharedAttachmentReader(storages: storages)
     }
 
-    /// The connection closed: the peer will lend no more slots, so the mappings kept for
-    /// its next loans go.
+    /// Maps the memory `descriptor` brings, keeping it under its name if it has one (or
+    /// using what is kept under that name already).
+    private func adopt(_ descriptor: Int32, _ info: AttachmentInfo) throws -> SharedSegment {
+        if info.name != 0, let segment = kept.withLock({ $0[info.name] }) {
+            close(descriptor)
+            return try checked(segment, info)
+        }
+        let segment = try SharedSegment.adopt(descriptor: descriptor, minimumByteCount: Int(clamping: info.byteCount))
+        if info.name != 0 { kept.withLock { $0[info.name] = segment } }
+        return segment
+    }
+
+    /// The memory kept under the name `info` gives.
+    private func keptSegment(_ info: AttachmentInfo) throws -> SharedSegment {
+        guard let segment = kept.withLock({ $0[info.name] }) else {
+            throw SharedMemoryError("an attachment names shared memory \(info.name) that the peer never sent")
+        }
+        return try checked(segment, info)
+    }
+
+    private func checked(_ segment: SharedSegment, _ info: AttachmentInfo) throws -> SharedSegment {
+        guard UInt64(segment.byteCount) >= info.byteCount else {
+            throw SharedMemoryError("shared memory \(info.name) holds \(segment.byteCount) bytes, fewer than the \(info.byteCount) announced")
+        }
+        return segment
+    }
+
+    /// The names of the peer's slots kept now, in order (tests).
+    var keptNames: [UInt64] { kept.withLock { $0.keys.sorted() } }
+
+    /// The connection closed: the memory kept for the peer's next loans goes.
     func connectionClosed() {
-        slotMappings.purge()
+        let dropped = kept.withLock { kept in
+            defer { kept = [:] }
+            return kept
+        }
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// The peer's pool of these slots is gone: what is kept of them goes.
+    func peerForgot(_ names: [UInt64]) {
+        let dropped = kept.withLock { kept in names.compactMap { kept.removeValue(forKey: $0) } }
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// A pool whose slots were named to the peer is gone: the peer drops what it keeps.
+    private func poolGone(_ pool: UInt64) {
+        let gone = names.withLock { $0.poolGone(pool) }
+        guard !gone.isEmpty else { return }
+        channel.writeAndFlush(WireMessage.forget(names: gone).frame(allocator: channel.allocator), promise: nil)
     }
 
     /// The peer dropped its last views of these lent slots.
     func peerReleased(_ tokens: [UInt64]) {
         askedForReleases.store(false, ordering: .relaxed)
+        names.withLock { $0.returned(tokens) }
         let holds = lent.withLock { lent in tokens.compactMap { lent.removeValue(forKey: $0) } }
         // The slots go back to their pools here, outside the lock.
         withExtendedLifetime(holds) {}

@@ -127,6 +127,9 @@ final class StreamedAttachments: AttachmentCarrier {
     }
 
     func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> SharedAttachmentReader {
+        if let named = infos.first(where: \.isKept) {
+            throw SharedMemoryError("an attachment names shared memory \(named.name) kept from before, on a connection that streams every attachment")
+        }
         let segments: [SharedSegment] = try incoming.withLock { incoming in
             try infos.indices.map { index in
                 guard let entry = incoming.removeValue(forKey: Key(tag: tag, index: UInt32(index))),
@@ -148,6 +151,9 @@ final class StreamedAttachments: AttachmentCarrier {
 
     /// Streamed memory is a copy: this side holds none of the peer's slots.
     func peerWantsReleases() {}
+
+    /// Streamed memory is a copy: this side keeps nothing under the peer's names.
+    func peerForgot(_ names: [UInt64]) {}
 
     func connectionClosed() {
         outgoing.withLock { $0.removeAll() }
