@@ -168,6 +168,12 @@ package struct SlotIdentity: Hashable, Sendable {
     package let pool: UInt64
     /// The slot's index in its pool.
     package let index: Int
+
+    /// Slot `index` of the pool with id `pool`.
+    package init(pool: UInt64, index: Int) {
+        self.pool = pool
+        self.index = index
+    }
 }
 
 /// The lease of one pool slot by one `SharedStorage`.

@@ -104,6 +104,19 @@ struct SlotNamingTests {
         #expect(connection.receiver.keptNames.isEmpty)
     }
 
+    @Test func slotsBeyondTheLimitAreLentWithTheirDescriptorEveryTime() throws {
+        var names = LentSlotNames(maximumNames: 2)
+        let slots = (0..<3).map { SlotIdentity(pool: 1, index: $0) }
+        #expect(names.lend(slots[0], token: 1) == (1, false, true))
+        #expect(names.lend(slots[1], token: 2) == (2, false, false))
+        #expect(names.lend(slots[2], token: 3) == (0, false, false), "no name beyond the limit")
+        names.returned([1, 2, 3])
+        #expect(names.lend(slots[0], token: 4) == (1, true, false))
+        #expect(names.lend(slots[2], token: 5) == (0, false, false))
+        #expect(names.poolGone(1) == [1, 2])
+        #expect(names.lend(slots[2], token: 6) == (3, false, true), "room again once the pool's names are gone")
+    }
+
     @Test func namingMemoryTheReceiverDoesNotKeepIsAnError() throws {
         let connection = try Connection()
         #expect {

@@ -9,7 +9,9 @@ import KapselSharedMemory
 /// that message and keeps the memory under the name, so later loans send the name only.
 /// Waiting for that return, rather than counting on the order in which messages leave,
 /// keeps this right when several threads write on the connection at once. When a pool
-/// is gone its names are forgotten here and the peer is told to drop them.
+/// is gone its names are forgotten here and the peer is told to drop them. At most
+/// `maximumNames` slots are named at once (the peer holds a descriptor for each kept
+/// one); others are lent as before, their descriptor with every loan.
 struct LentSlotNames {
     private struct Entry {
         let name: UInt64
@@ -21,11 +23,17 @@ struct LentSlotNames {
     private var introductions: [UInt64: SlotIdentity] = [:]
     private var pools: Set<UInt64> = []
     private var nextName: UInt64 = 1
+    private let maximumNames: Int
 
-    /// How to announce lending `slot` under release `token`: its name, whether the peer
-    /// keeps it already (the descriptor stays home), and whether it is the first slot of
-    /// its pool named here (whose end must then be watched).
+    init(maximumNames: Int = 256) {
+        self.maximumNames = maximumNames
+    }
+
+    /// How to announce lending `slot` under release `token`: its name (0 when it gets
+    /// none), whether the peer keeps it already (the descriptor stays home), and whether
+    /// it is the first slot of its pool named here (whose end must then be watched).
     mutating func lend(_ slot: SlotIdentity, token: UInt64) -> (name: UInt64, isKept: Bool, isNewPool: Bool) {
+        guard entries[slot] != nil || entries.count < maximumNames else { return (0, false, false) }
         let entry = entries[slot] ?? Entry(name: takeName())
         entries[slot] = entry
         if !entry.isKept { introductions[token] = slot }
