@@ -124,7 +124,7 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
             let index = state.cursor
             state.cursor += 1
             guard let ready = state.results.removeValue(forKey: index) else { return (index, nil, []) }
-            return (index, ready, state.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize))
+            return (index, ready, claimStarts(in: &state, chunkSize: chunkSize))
         }
         if let ready {
             start(starting)
@@ -133,14 +133,14 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         let result = await wait(for: index)
         start(state.withLock { state in
             _ = state.results.removeValue(forKey: index)
-            return state.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize)
+            return claimStarts(in: &state, chunkSize: chunkSize)
         })
         return result
     }
 
     private func wait(for index: Int) async -> Result<Value, any Error> {
         let chunkSize = self.chunkSize
-        start(state.withLock { $0.claimStarts(wanted: index, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize) })
+        start(state.withLock { claimStarts(in: &$0, wanted: index, chunkSize: chunkSize) })
         return await withCheckedContinuation { continuation in
             let ready: Result<Value, any Error>? = state.withLock { state in
                 if let result = state.results[index] { return result }
@@ -151,6 +151,12 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
         }
     }
 
+    /// What starts now, claimed in `state` (see `State.claimStarts`), for this sequence's
+    /// size, window and workers.
+    private func claimStarts(in state: inout State, wanted: Int? = nil, chunkSize: Int) -> [Range<Int>] {
+        state.claimStarts(wanted: wanted, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize)
+    }
+
     /// How many consecutive elements start together.
     private var chunkSize: Int {
         Swift.max(1, Swift.min(source.chunkSize, buffer, workers))
@@ -159,7 +165,7 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
     /// Starts elements of the window while workers are free.
     private func startAhead() {
         let chunkSize = self.chunkSize
-        start(state.withLock { $0.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize) })
+        start(state.withLock { claimStarts(in: &$0, chunkSize: chunkSize) })
     }
 
     private func start(_ chunks: [Range<Int>]) {
@@ -181,7 +187,7 @@ public final class Prefetched<Value: Sendable>: AsyncSequence, Sendable {
                 state.results[index] = result
                 for waiter in state.waiters.removeValue(forKey: index) ?? [] { resumed.append((waiter, result)) }
             }
-            return (resumed, state.claimStarts(wanted: nil, count: count, buffer: buffer, workers: workers, chunkSize: chunkSize))
+            return (resumed, claimStarts(in: &state, chunkSize: chunkSize))
         }
         for (waiter, result) in resumed { waiter.resume(returning: result) }
         start(starting)
