@@ -14,8 +14,9 @@ import Glibc
 struct DispatcherStateTests {
     final class FakeLink: DaemonLink {
         let sent = Mutex<[WireMessage]>([])
-        func send(_ message: WireMessage, attachments: [SharedStorage]) { sent.withLock { $0.append(message) } }
-        func close() {}
+        func enqueue(_ message: WireMessage, attachments: [SharedStorage]) { sent.withLock { $0.append(message) } }
+        func enqueueClose() {}
+        func flush() {}
         var peerAddress: String? { nil }
         var runIDs: [UInt64] {
             sent.withLock { $0.compactMap { if case .run(let request) = $0 { request.requestID } else { nil } } }
@@ -75,7 +76,7 @@ struct DispatcherStateTests {
             var launched: [String] = []
             for action in actions {
                 switch action {
-                case .send(let link, let message, let attachments): link.send(message, attachments: attachments)
+                case .send(let link, let message, let attachments): link.enqueue(message, attachments: attachments)
                 case .resolve(let resolver, let outcome): resolver.resolve(outcome)
                 case .launch(_, _, let token): launched.append(token)
                 default: break

@@ -92,7 +92,8 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
                     self.hostLost("no word from the host for \(heartbeat.timeout); it is gone or cut off", context: context)
                 }
             }
-        case (.ready, .heartbeat):
+        case (_, .heartbeat):
+            // Harmless in any state: the host's heartbeats start once it has admitted this daemon.
             break
         case (.ready, .attachmentChunk(let chunk)):
             do {

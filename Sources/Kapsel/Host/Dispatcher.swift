@@ -37,8 +37,20 @@ final class Dispatcher: Sendable {
     }
 
     /// Runs one event of the state machine and carries out the actions it returns.
+    /// What it sends or closes is queued on its links before the lock is released, so
+    /// each daemon gets its messages in the order the state machine decided them.
     func perform(_ event: (inout DispatcherState) -> [DispatcherAction]) {
-        let actions = state.withLock { event(&$0) }
+        let actions = state.withLock { state in
+            let actions = event(&state)
+            for action in actions {
+                switch action {
+                case .send(let link, let message, let attachments): link.enqueue(message, attachments: attachments)
+                case .close(let link): link.enqueueClose()
+                default: break
+                }
+            }
+            return actions
+        }
         for action in actions { execute(action) }
     }
 
@@ -54,10 +66,8 @@ final class Dispatcher: Sendable {
 
     private func execute(_ action: DispatcherAction) {
         switch action {
-        case .send(let link, let message, let attachments):
-            link.send(message, attachments: attachments)
-        case .close(let link):
-            link.close()
+        case .send(let link, _, _), .close(let link):
+            link.flush()
         case .resolve(let resolver, let outcome):
             if resolver.resolve(outcome) {
                 resolutions.add(1, ordering: .relaxed)

@@ -2,11 +2,11 @@ import KapselSharedMemory
 import KapselWire
 
 /// Effects the dispatcher's state machine asks its shell to carry out, in order,
-/// after the lock is released.
+/// after the lock is released (sends and closes are queued on their link before that).
 enum DispatcherAction {
     /// Send a message (and the shared memory it refers to) to a daemon.
     case send(any DaemonLink, WireMessage, attachments: [SharedStorage] = [])
-    /// Close a daemon connection.
+    /// Close a daemon connection, after what was sent to it before.
     case close(any DaemonLink)
     /// Resolve a job.
     case resolve(any JobResolver, JobOutcome)

@@ -81,32 +81,48 @@ final class HostListener: Sendable {
 
 /// The host's end of a daemon connection, as the dispatcher sees it.
 final class ChannelLink: DaemonLink {
+    private enum Outgoing: Sendable {
+        case message(WireMessage, attachments: [SharedStorage])
+        case close
+    }
+
     private let channel: any Channel
     private let carrier: any AttachmentCarrier
+    private let outbox = OrderedOutbox<Outgoing>()
 
     init(channel: any Channel, carrier: any AttachmentCarrier) {
         self.channel = channel
         self.carrier = carrier
     }
 
-    /// The message, with its shared memory carried ahead of it. A daemon that cannot
-    /// take that memory has a broken connection: it is closed, and what it held
-    /// resolves as `connectionLost`.
-    func send(_ message: WireMessage, attachments: [SharedStorage]) {
-        do {
-            try carrier.write(message, attachments: attachments)
-        } catch {
-            channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
-        }
+    func enqueue(_ message: WireMessage, attachments: [SharedStorage]) {
+        outbox.enqueue(.message(message, attachments: attachments))
     }
 
-    func close() {
-        channel.close(promise: nil)
+    func enqueueClose() {
+        outbox.enqueue(.close)
+    }
+
+    /// Each message with its shared memory carried ahead of it. A daemon that cannot
+    /// take that memory has a broken connection: it is closed, and what it held
+    /// resolves as `connectionLost`.
+    func flush() {
+        outbox.flush { item in
+            switch item {
+            case .message(let message, let attachments):
+                do {
+                    try carrier.write(message, attachments: attachments)
+                } catch {
+                    channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
+                }
+            case .close:
+                channel.close(promise: nil)
+            }
+        }
     }
 
     var peerAddress: String? {
         guard let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
-
 }

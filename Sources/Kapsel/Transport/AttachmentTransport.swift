@@ -28,6 +28,8 @@ final class AttachmentTransport: AttachmentCarrier {
     /// This side asked the peer for its tokens and none has come since.
     private let askedForReleases = Atomic<Bool>(false)
     private let nextToken = Atomic<UInt64>(1)
+    /// Writes handed to the connection's event loop and not carried out yet.
+    private let writesOffLoop = Atomic<Int>(0)
     /// The names of the slots this side lent to the peer.
     private let names = Mutex(LentSlotNames())
     /// The peer's pool slots this side keeps between loans, by the peer's names.
@@ -43,16 +45,33 @@ final class AttachmentTransport: AttachmentCarrier {
 
     /// Descriptors first, then the frame, so the peer finds them when it reads the
     /// message; the release tokens waiting to go back to the peer go just before it.
+    ///
+    /// Frames leave in the order of the calls: a write off the connection's event loop
+    /// is carried out by the loop later, so one made on the loop while such writes are
+    /// pending queues behind them instead of overtaking them.
     func write(_ message: WireMessage, attachments: [SharedStorage]) throws {
         var message = message
         if !attachments.isEmpty, let tag = message.attachmentTag {
             message = message.withAttachments(try send(attachments, tag: tag))
         }
         let tokens = releases.takePending()
-        if !tokens.isEmpty {
-            channel.write(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
+        let released = tokens.isEmpty ? nil : WireMessage.released(tokens: tokens).frame(allocator: channel.allocator)
+        let frame = message.frame(allocator: channel.allocator)
+        if channel.eventLoop.inEventLoop, writesOffLoop.load(ordering: .acquiring) == 0 {
+            writeNow(released, frame)
+        } else {
+            writesOffLoop.add(1, ordering: .releasing)
+            channel.eventLoop.execute {
+                self.writeNow(released, frame)
+                self.writesOffLoop.subtract(1, ordering: .releasing)
+            }
         }
-        channel.writeAndFlush(message.frame(allocator: channel.allocator), promise: nil)
+    }
+
+    /// On the connection's loop.
+    private func writeNow(_ released: ByteBuffer?, _ frame: ByteBuffer) {
+        if let released { channel.write(released, promise: nil) }
+        channel.writeAndFlush(frame, promise: nil)
     }
 
     /// Nothing is streamed over a connection with a descriptor channel.
