@@ -92,8 +92,10 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
                     self.hostLost("no word from the host for \(heartbeat.timeout); it is gone or cut off", context: context)
                 }
             }
-        case (_, .heartbeat):
-            // Harmless in any state: the host's heartbeats start once it has admitted this daemon.
+        case (_, .heartbeat), (.finished, _):
+            // A heartbeat is harmless in any state (the host's start once it has admitted
+            // this daemon); after the connection was given up, frames still decoded from
+            // what it had read are dropped.
             break
         case (.ready, .attachmentChunk(let chunk)):
             do {
