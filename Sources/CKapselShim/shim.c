@@ -215,7 +215,7 @@ long kapsel_send_with_fds(int socket, const void *data, unsigned long length, co
     return sent;
 }
 
-long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int *fds, int max_fds, int *fd_count) {
+long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int *fds, int max_fds, int *fd_count, int dont_wait) {
     *fd_count = 0;
     struct iovec io = { .iov_base = data, .iov_len = capacity };
     union { char buffer[CMSG_SPACE(sizeof(int) * KAPSEL_MAX_FDS)]; struct cmsghdr align; } control;
@@ -225,13 +225,13 @@ long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int
     message.msg_iovlen = 1;
     message.msg_control = control.buffer;
     message.msg_controllen = sizeof control.buffer;
+    int flags = dont_wait ? MSG_DONTWAIT : 0;
+#ifdef MSG_CMSG_CLOEXEC
+    flags |= MSG_CMSG_CLOEXEC;
+#endif
     long received;
     do {
-#ifdef MSG_CMSG_CLOEXEC
-        received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
-#else
-        received = recvmsg(socket, &message, 0);
-#endif
+        received = recvmsg(socket, &message, flags);
     } while (received < 0 && errno == EINTR);
     if (received < 0) return -1;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {

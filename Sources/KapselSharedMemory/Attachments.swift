@@ -30,8 +30,8 @@ package final class SharedAttachmentWriter: CompactAttachmentWriter {
     }
 
     private func append(_ storage: SharedStorage) throws -> Int {
-        guard storages.count < AttachmentLimits.perMessage else {
-            throw SharedMemoryError("a message can carry at most \(AttachmentLimits.perMessage) shared memory attachments")
+        guard storages.count < WireLimits.maxAttachments else {
+            throw SharedMemoryError("a message can carry at most \(WireLimits.maxAttachments) shared memory attachments")
         }
         storage.freeze()
         storages.append(storage)
@@ -58,10 +58,4 @@ package final class SharedAttachmentReader: CompactAttachmentReader, Sendable {
         let segment = try storage(at: index).segment
         return try body(UnsafeRawBufferPointer(start: segment.payload, count: segment.byteCount))
     }
-}
-
-/// Limits on attachments.
-package enum AttachmentLimits {
-    /// Descriptors that one `sendmsg` can carry.
-    package static let perMessage = 250
 }

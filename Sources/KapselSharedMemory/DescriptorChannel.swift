@@ -1,4 +1,5 @@
 import CKapselShim
+import KapselWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -10,8 +11,10 @@ import Glibc
 /// descriptors, so they go here, sent before the message that refers to them.
 ///
 /// Receiving looks for the tag asked for and keeps others aside, so messages sent from
-/// different threads may interleave. Both directions time out (`timeout`), so a peer that
-/// announces descriptors and never sends them cannot block this process.
+/// different threads may interleave. It never waits: a message's descriptors are sent
+/// before the message, so by the time it is read they are here, and a peer that
+/// announces descriptors it did not send is caught at once. Sending times out
+/// (`timeoutSeconds`), so a peer that stops reading cannot block this process.
 package final class DescriptorChannel: Sendable {
     private let socket: Int32
     private let sendLock = Mutex<Void>(())
@@ -22,7 +25,6 @@ package final class DescriptorChannel: Sendable {
     package init(socket: Int32, timeoutSeconds: Int = 10) {
         self.socket = socket
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -58,19 +60,24 @@ package final class DescriptorChannel: Sendable {
         guard sent == Self.headerSize else { throw SharedMemoryError("cannot send shared memory descriptors", errno: errno) }
     }
 
-    /// Receives the `count` descriptors tagged `tag`; the caller owns them.
+    /// Receives the `count` descriptors tagged `tag`, which were sent before the message
+    /// that announces them; the caller owns them. Throws at once if they are not here.
     package func receive(tag: UInt64, count: Int) throws(SharedMemoryError) -> [Int32] {
         guard count > 0 else { return [] }
         return try pending.withLock { (pending) throws(SharedMemoryError) -> [Int32] in
             if let ready = pending.removeValue(forKey: tag) { return try Self.checked(ready, count: count, tag: tag) }
             var header = [UInt8](repeating: 0, count: Self.headerSize)
-            var descriptors = [Int32](repeating: -1, count: AttachmentLimits.perMessage)
+            var descriptors = [Int32](repeating: -1, count: WireLimits.maxAttachments)
             while true {
                 var received: Int32 = 0
-                let length = kapsel_receive_with_fds(socket, &header, UInt(header.count), &descriptors, Int32(descriptors.count), &received)
+                let length = kapsel_receive_with_fds(socket, &header, UInt(header.count), &descriptors, Int32(descriptors.count), &received, 1)
                 guard length > 0 else {
                     let code = errno
-                    throw length == 0 ? SharedMemoryError("the descriptor channel closed") : SharedMemoryError("cannot receive shared memory descriptors", errno: code)
+                    if length == 0 { throw SharedMemoryError("the descriptor channel closed") }
+                    if code == EAGAIN || code == EWOULDBLOCK {
+                        throw SharedMemoryError("message \(tag) announced \(count) shared memory attachments whose descriptors were not sent before it")
+                    }
+                    throw SharedMemoryError("cannot receive shared memory descriptors", errno: code)
                 }
                 let got = Array(descriptors[0..<Int(received)])
                 let messageTag = header.withUnsafeBytes { $0.load(fromByteOffset: 0, as: UInt64.self) }
@@ -94,10 +101,5 @@ package final class DescriptorChannel: Sendable {
             throw SharedMemoryError("message \(tag) announced \(count) attachments but \(descriptors.count) descriptors arrived")
         }
         return descriptors
-    }
-
-    /// Drops descriptors that arrived for `tag` but will never be claimed.
-    package func discard(tag: UInt64) {
-        pending.withLock { $0.removeValue(forKey: tag) }?.forEach { close($0) }
     }
 }

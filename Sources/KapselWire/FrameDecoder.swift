@@ -45,15 +45,3 @@ public struct FrameDecoder: ByteToMessageDecoder {
         return try WireMessage.parse(frameBody: body)
     }
 }
-
-/// Writes `WireMessage`s as frames.
-public struct FrameEncoder: MessageToByteEncoder {
-    public typealias OutboundIn = WireMessage
-
-    /// Creates an encoder.
-    public init() {}
-
-    public func encode(data: WireMessage, out: inout ByteBuffer) throws {
-        data.writeFrame(into: &out)
-    }
-}

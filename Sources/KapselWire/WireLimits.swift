@@ -1,5 +1,9 @@
 /// Hard limits on every length read from the wire.
 public struct WireLimits: Sendable, Hashable {
+    /// At most this many shared-memory attachments travel with one message: the
+    /// descriptors one `sendmsg` can carry.
+    public static let maxAttachments = 250
+
     /// The largest frame accepted once a connection is authenticated. Large data goes
     /// through shared memory, not frames, so this only bounds job arguments and results.
     public var maxFrameLength: Int

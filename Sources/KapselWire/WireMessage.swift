@@ -52,36 +52,6 @@ public enum WireMessage: Sendable, Equatable {
     /// freed); the receiver drops what it kept of them (see `AttachmentInfo.name`).
     case forget(names: [UInt64])
 
-    /// The id that tags the descriptors of this message's attachments, if it can carry any.
-    public var attachmentTag: UInt64? {
-        switch self {
-        case .run(let request): request.requestID
-        case .call(let request): request.callID
-        case .result(let result), .callResult(let result): result.requestID
-        default: nil
-        }
-    }
-
-    /// This message announcing `attachments` (for the kinds that carry them).
-    public func withAttachments(_ attachments: [AttachmentInfo]) -> WireMessage {
-        switch self {
-        case .run(var request):
-            request.attachments = attachments
-            return .run(request)
-        case .call(var request):
-            request.attachments = attachments
-            return .call(request)
-        case .result(var result):
-            result.attachments = attachments
-            return .result(result)
-        case .callResult(var result):
-            result.attachments = attachments
-            return .callResult(result)
-        default:
-            return self
-        }
-    }
-
     /// The protocol version this build speaks.
     public static let protocolVersion: UInt16 = 1
 
@@ -213,21 +183,6 @@ public struct AttachmentChunk: Sendable, Equatable {
         self.byteCount = byteCount
         self.offset = offset
         self.bytes = bytes
-    }
-
-    /// A complete frame holding a chunk whose bytes are copied once, from `bytes`.
-    public static func frame(
-        tag: UInt64, index: UInt32, byteCount: UInt64, offset: UInt64, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 4 + 1 + 28 + bytes.count)
-        buffer.writeInteger(UInt32(1 + 28 + bytes.count))
-        buffer.writeInteger(WireMessage.Kind.attachmentChunk.rawValue)
-        buffer.writeInteger(tag)
-        buffer.writeInteger(index)
-        buffer.writeInteger(byteCount)
-        buffer.writeInteger(offset)
-        buffer.writeBytes(bytes)
-        return buffer
     }
 }
 

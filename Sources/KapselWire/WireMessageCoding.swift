@@ -18,6 +18,42 @@ extension WireMessage {
         return buffer
     }
 
+    /// This message as one frame in up to two buffers: the length prefix with every field
+    /// but the payload, and the payload itself (a job's, a value's or a chunk's bytes)
+    /// when it holds at least `copyLimit` bytes, written after the head as it is, not
+    /// copied. Smaller payloads are copied into the head, which is then the whole frame.
+    public func frameParts(allocator: ByteBufferAllocator, copyLimit: Int) -> (head: ByteBuffer, payload: ByteBuffer?) {
+        guard let payload = trailingPayload, payload.readableBytes >= copyLimit else { return (frame(allocator: allocator), nil) }
+        var head = allocator.buffer(capacity: 64 + headSize)
+        head.writeInteger(UInt32(0))
+        writeBody(into: &head, includingPayload: false)
+        let length = head.readableBytes - 4 + payload.readableBytes
+        precondition(length <= Int(UInt32.max), "a frame cannot exceed 4 GiB")
+        head.setInteger(UInt32(length), at: head.readerIndex)
+        return (head, payload)
+    }
+
+    /// The payload that ends the message, for the kinds whose last field is one.
+    private var trailingPayload: ByteBuffer? {
+        switch self {
+        case .run(let request): request.payload
+        case .call(let request): request.payload
+        case .result(let result), .callResult(let result): if case .value(let payload) = result.outcome { payload } else { nil }
+        case .attachmentChunk(let chunk): chunk.bytes
+        default: nil
+        }
+    }
+
+    /// Bytes of the fields before the payload, to size a head's buffer.
+    private var headSize: Int {
+        switch self {
+        case .run(let request): request.jobType.utf8.count + request.attachments.count * 32
+        case .call(let request): request.name.utf8.count + request.attachments.count * 32
+        case .result(let result), .callResult(let result): result.attachments.count * 32
+        default: 0
+        }
+    }
+
     private var payloadSize: Int {
         switch self {
         case .run(let request): request.payload.readableBytes + request.jobType.utf8.count + request.attachments.count * 16
@@ -29,7 +65,7 @@ extension WireMessage {
         }
     }
 
-    private func writeBody(into buffer: inout ByteBuffer) {
+    private func writeBody(into buffer: inout ByteBuffer, includingPayload: Bool = true) {
         switch self {
         case .challenge(let challenge):
             buffer.writeInteger(Kind.challenge.rawValue)
@@ -56,13 +92,13 @@ extension WireMessage {
             buffer.writeInteger(request.requestID)
             buffer.writeLongString(request.jobType)
             buffer.writeAttachments(request.attachments)
-            buffer.writeImmutableBuffer(request.payload)
+            if includingPayload { buffer.writeImmutableBuffer(request.payload) }
         case .cancel(let requestID):
             buffer.writeInteger(Kind.cancel.rawValue)
             buffer.writeInteger(requestID)
         case .result(let result):
             buffer.writeInteger(Kind.result.rawValue)
-            buffer.writeResult(result)
+            buffer.writeResult(result, includingPayload: includingPayload)
         case .shutdown:
             buffer.writeInteger(Kind.shutdown.rawValue)
         case .released(let tokens):
@@ -75,10 +111,10 @@ extension WireMessage {
             buffer.writeActorID(request.actor)
             buffer.writeLongString(request.name)
             buffer.writeAttachments(request.attachments)
-            buffer.writeImmutableBuffer(request.payload)
+            if includingPayload { buffer.writeImmutableBuffer(request.payload) }
         case .callResult(let result):
             buffer.writeInteger(Kind.callResult.rawValue)
-            buffer.writeResult(result)
+            buffer.writeResult(result, includingPayload: includingPayload)
         case .releaseActors(let releases):
             buffer.writeInteger(Kind.releaseActors.rawValue)
             buffer.writeInteger(UInt32(releases.count))
@@ -105,7 +141,7 @@ extension WireMessage {
             buffer.writeInteger(chunk.index)
             buffer.writeInteger(chunk.byteCount)
             buffer.writeInteger(chunk.offset)
-            buffer.writeImmutableBuffer(chunk.bytes)
+            if includingPayload { buffer.writeImmutableBuffer(chunk.bytes) }
         }
     }
 
@@ -199,11 +235,8 @@ extension WireMessage {
 }
 
 extension ByteBuffer {
-    /// At most this many attachments travel with one message (the descriptor limit of one `sendmsg`).
-    static let maxAttachments = 250
-
     fileprivate mutating func writeAttachments(_ attachments: [AttachmentInfo]) {
-        precondition(attachments.count <= Self.maxAttachments, "at most \(Self.maxAttachments) attachments per message")
+        precondition(attachments.count <= WireLimits.maxAttachments, "at most \(WireLimits.maxAttachments) attachments per message")
         writeInteger(UInt16(attachments.count))
         for attachment in attachments {
             writeInteger(attachment.byteCount)
@@ -232,8 +265,8 @@ extension ByteBuffer {
 
     fileprivate mutating func readAttachments() throws(WireError) -> [AttachmentInfo] {
         let count = try read(UInt16.self, "attachment count")
-        guard Int(count) <= Self.maxAttachments else {
-            throw WireError(.malformedFrame, "\(count) attachments exceed the limit of \(Self.maxAttachments)")
+        guard Int(count) <= WireLimits.maxAttachments else {
+            throw WireError(.malformedFrame, "\(count) attachments exceed the limit of \(WireLimits.maxAttachments)")
         }
         var attachments: [AttachmentInfo] = []
         for _ in 0..<count {
@@ -249,13 +282,13 @@ extension ByteBuffer {
         return attachments
     }
 
-    fileprivate mutating func writeResult(_ result: RunResult) {
+    fileprivate mutating func writeResult(_ result: RunResult, includingPayload: Bool) {
         writeInteger(result.requestID)
         writeAttachments(result.attachments)
         switch result.outcome {
         case .value(let payload):
             writeInteger(UInt8(0))
-            writeImmutableBuffer(payload)
+            if includingPayload { writeImmutableBuffer(payload) }
         case .failure(let report):
             writeInteger(report.reason.rawValue)
             writeLongString(report.errorType)

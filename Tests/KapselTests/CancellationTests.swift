@@ -32,6 +32,23 @@ extension ProcessTests {
             }
         }
 
+        /// A job's time limit counts each attempt on a daemon afresh: the first attempt's
+        /// deadline must not cut the retry short (the retry starts 600 ms into a 1 s limit).
+        @Test func aRetryGetsItsWholeTimeLimit() async throws {
+            try await withTestDaemons(1) { daemons in
+                let marker = temporaryPath("slow-crash-once")
+                defer { unlink(marker) }
+                let job = SlowCrashOnce(markerPath: marker, milliseconds: 600, value: 42)
+                let result = await daemons.submit(job, timeout: .seconds(1), retries: 1).result
+                guard case .success(let value) = result else {
+                    Issue.record("the retry did not get its whole time limit: \(result)")
+                    return
+                }
+                #expect(value == 42)
+                #expect(daemons.status().daemons[0].instance == 2)
+            }
+        }
+
         @Test func aCooperativeJobStopsOnTimeOutAndKeepsItsDaemon() async throws {
             try await withTestDaemons(1) { daemons in
                 let pid = daemons.status().daemons[0].pid

@@ -47,24 +47,25 @@ struct MessageOrderTests {
     }
 
     /// Messages queued under one lock by several threads, and by the connection's own
-    /// event loop, reach the peer in the order they were queued: through `ChannelLink`
-    /// and either carrier (descriptors beside the connection, or streamed on it).
+    /// event loop, reach the peer in the order they were queued: through the
+    /// connection's writer with either carrier (descriptors beside the connection, or
+    /// streamed on it).
     @Test(arguments: [false, true])
     func aLinkDeliversMessagesInTheOrderTheyWereQueued(streamed: Bool) async throws {
         var sockets: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets) == 0)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try await ClientBootstrap(group: group).withConnectedSocket(sockets[0]).get()
-        let carrier: any AttachmentCarrier
-        if streamed {
-            carrier = StreamedAttachments(channel: channel, maxAttachmentLength: 1 << 20)
-        } else {
+        let link = ConnectionWriter(channel: channel)
+        var descriptorEnd: DescriptorChannel?
+        if !streamed {
             let (descriptors, otherEnd) = try DescriptorChannel.pair()
             close(otherEnd)
-            carrier = AttachmentTransport(descriptors: descriptors, channel: channel)
+            descriptorEnd = descriptors
         }
-        try await channel.pipeline.addHandler(WritabilityForwarder(carrier: carrier))
-        let link = ChannelLink(channel: channel, carrier: carrier)
+        link.install(makeCarrier(writer: link, descriptors: descriptorEnd, limits: WireLimits()))
+        try await channel.pipeline.addHandler(FrameEncoder())
+        try await channel.pipeline.addHandler(WritabilityForwarder(writer: link))
         let count = 20_000
         let peer = sockets[1]
         var limit = timeval(tv_sec: 60, tv_usec: 0)
@@ -75,7 +76,7 @@ struct MessageOrderTests {
         let send: @Sendable () -> Void = {
             order.withLock { last in
                 last += 1
-                link.enqueue(.cancel(requestID: last), attachments: [])
+                link.enqueue(.plain(.cancel(requestID: last)))
             }
             link.flush()
         }
@@ -116,18 +117,18 @@ struct MessageOrderTests {
     }
 }
 
-/// Tells a carrier when its connection takes more data again, as the connection
+/// Tells a writer when its connection takes more data again, as the connection
 /// handlers of host and daemon do.
 private final class WritabilityForwarder: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
-    let carrier: any AttachmentCarrier
+    let writer: ConnectionWriter
 
-    init(carrier: any AttachmentCarrier) {
-        self.carrier = carrier
+    init(writer: ConnectionWriter) {
+        self.writer = writer
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        carrier.writabilityChanged()
+        writer.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 }

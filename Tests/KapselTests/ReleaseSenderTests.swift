@@ -9,8 +9,9 @@ import Testing
 @Suite("Release tokens")
 struct ReleaseSenderTests {
     @Test func droppedTokensWaitForTheNextMessage() throws {
-        let channel = EmbeddedChannel()
-        let sender = ReleaseSender(channel: channel)
+        let channel = EmbeddedChannel(handler: FrameEncoder())
+        let writer = ConnectionWriter(channel: channel)
+        let sender = ReleaseSender(writer: writer)
         sender.add(7)
         sender.add(8)
         channel.embeddedEventLoop.run()
@@ -21,8 +22,9 @@ struct ReleaseSenderTests {
     }
 
     @Test func aPeerWaitingForASlotGetsTheTokensAtOnce() throws {
-        let channel = EmbeddedChannel()
-        let sender = ReleaseSender(channel: channel)
+        let channel = EmbeddedChannel(handler: FrameEncoder())
+        let writer = ConnectionWriter(channel: channel)
+        let sender = ReleaseSender(writer: writer)
         sender.add(7)
         sender.add(8)
         sender.peerWantsReleases()

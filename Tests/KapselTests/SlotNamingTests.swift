@@ -15,19 +15,24 @@ import Glibc
 struct SlotNamingTests {
     /// Two ends of one connection: each end's messages come out of its embedded channel.
     struct Connection {
-        let lenderChannel = EmbeddedChannel()
+        let lenderChannel = EmbeddedChannel(handler: FrameEncoder())
+        let lenderWriter: ConnectionWriter
         let lender: AttachmentTransport
+        let receiverWriter = ConnectionWriter(channel: EmbeddedChannel(handler: FrameEncoder()))
         let receiver: AttachmentTransport
 
         init() throws {
             let (lenderEnd, receiverSocket) = try DescriptorChannel.pair()
-            lender = AttachmentTransport(descriptors: lenderEnd, channel: lenderChannel)
-            receiver = AttachmentTransport(descriptors: DescriptorChannel(socket: receiverSocket), channel: EmbeddedChannel())
+            lenderWriter = ConnectionWriter(channel: lenderChannel)
+            lender = AttachmentTransport(descriptors: lenderEnd, writer: lenderWriter)
+            lenderWriter.install(lender)
+            receiver = AttachmentTransport(descriptors: DescriptorChannel(socket: receiverSocket), writer: receiverWriter)
+            receiverWriter.install(receiver)
         }
 
         /// Lends `storage` in a result tagged `tag`; what the message said about it.
         func lend(_ storage: SharedStorage, tag: UInt64) throws -> AttachmentInfo {
-            try lender.write(.result(RunResult(requestID: tag, outcome: .value(ByteBuffer()))), attachments: [storage])
+            lenderWriter.send(.result(requestID: tag, Envelope(payload: ByteBuffer(), attachments: [storage])))
             return try #require(try sent()?.attachments.first)
         }
 
@@ -60,10 +65,10 @@ struct SlotNamingTests {
         let again = try connection.lend(slot!.storage, tag: 2)
         #expect(first.name != 0 && !first.isKept)
         #expect(again.name == first.name && !again.isKept)
-        var received: SharedAttachmentReader? = try connection.receiver.receive([first], tag: 1)
-        let address = received!.storages[0].segment.payload
-        #expect(received!.storages[0].segment.payload.load(as: Int.self) == 1)
-        #expect(try connection.receiver.receive([again], tag: 2).storages[0].segment.payload == address, "the same memory kept")
+        var received: [SharedStorage]? = try connection.receiver.receive([first], tag: 1)
+        let address = received![0].segment.payload
+        #expect(received![0].segment.payload.load(as: Int.self) == 1)
+        #expect(try connection.receiver.receive([again], tag: 2)[0].segment.payload == address, "the same memory kept")
 
         // Both loans come back: the slot is free, and the receiver is known to keep it.
         slot = nil
@@ -74,8 +79,8 @@ struct SlotNamingTests {
         let named = try connection.lend(reused.storage, tag: 3)
         #expect(named.name == first.name && named.isKept, "lent by name, without its descriptor")
         let third = try connection.receiver.receive([named], tag: 3)
-        #expect(third.storages[0].segment.payload == address)
-        #expect(third.storages[0].segment.payload.load(as: Int.self) == 2, "the new contents, through the kept mapping")
+        #expect(third[0].segment.payload == address)
+        #expect(third[0].segment.payload.load(as: Int.self) == 2, "the new contents, through the kept mapping")
     }
 
     @Test func aGonePoolIsForgottenAndAClosedConnectionKeepsNothing() async throws {
@@ -123,7 +128,7 @@ struct SlotNamingTests {
             try connection.receiver.receive([AttachmentInfo(byteCount: 8, releaseToken: 1, name: 5, isKept: true)], tag: 1)
         } throws: { "\($0)".contains("shared memory 5 that the peer never sent") }
 
-        let streamed = StreamedAttachments(channel: EmbeddedChannel(), maxAttachmentLength: 1 << 20)
+        let streamed = StreamedAttachments(maxAttachmentLength: 1 << 20)
         #expect {
             try streamed.receive([AttachmentInfo(byteCount: 8, releaseToken: 1, name: 5, isKept: true)], tag: 1)
         } throws: { "\($0)".contains("streams every attachment") }

@@ -39,9 +39,10 @@ int kapsel_is_shrink_sealed(int fd);
 long kapsel_send_with_fds(int socket, const void *data, unsigned long length, const int *fds, int fd_count);
 
 /// `recvmsg` of up to `capacity` bytes and up to `max_fds` descriptors, received
-/// close-on-exec. `*fd_count` is set to the number received. Returns bytes read, 0 at
-/// end of stream, or -1 with errno. Descriptors beyond `max_fds` are closed.
-long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int *fds, int max_fds, int *fd_count);
+/// close-on-exec; with `dont_wait` it never blocks (-1 with EAGAIN when nothing is
+/// there). `*fd_count` is set to the number received. Returns bytes read, 0 at end of
+/// stream, or -1 with errno. Descriptors beyond `max_fds` are closed.
+long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int *fds, int max_fds, int *fd_count, int dont_wait);
 
 /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when `pid` exits.
 /// Returns -1 with errno set where the kernel lacks it.

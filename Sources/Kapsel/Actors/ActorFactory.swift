@@ -1,19 +1,16 @@
 import Distributed
-import KapselSharedMemory
-import KapselWire
-import NIOCore
 
-/// How a daemon creates an actor of one registered type from the configuration bytes
-/// the host sent.
+/// How a daemon creates an actor of one registered type from the configuration the
+/// host sent.
 struct ActorFactory: Sendable {
     let typeName: String
-    let make: @Sendable (KapselActorSystem, ByteBuffer, SharedAttachmentReader?) async throws -> any DistributedActor
+    let make: @Sendable (KapselActorSystem, Envelope) async throws -> any DistributedActor
 }
 
 extension KapselActor {
     static var factory: ActorFactory {
-        ActorFactory(typeName: actorTypeName) { system, payload, attachments in
-            let configuration = try CompactDecoder(userInfo: [.actorSystemKey: system]).decode(Configuration.self, from: payload, attachments: attachments)
+        ActorFactory(typeName: actorTypeName) { system, envelope in
+            let configuration = try envelope.decode(Configuration.self, actorSystem: system)
             return try await Self(actorSystem: system, configuration: configuration)
         }
     }

@@ -8,12 +8,14 @@ import NIOCore
 ///
 /// Confined to the connection's event loop. Calls to one actor run one after another in
 /// arrival order; calls to different actors run concurrently. Each call starts on the
-/// loop (`Task.immediate`) and its result goes back through the connection, its shared
-/// memory first.
+/// loop (`Task.immediate`) and its result goes back through the connection's writer,
+/// with its shared memory.
 final class ActorHost {
     private struct Waiting {
         var request: CallRequest
-        var attachments: Result<SharedAttachmentReader?, any Error>
+        /// The arguments (or configuration) with their shared memory, or why that memory
+        /// could not be received.
+        var envelope: Result<Envelope, any Error>
     }
 
     private struct Mailbox {
@@ -21,24 +23,24 @@ final class ActorHost {
         var running: UInt64?
     }
 
-    private let channel: any Channel
-    private let executor: ActorCallExecutor
+    private let writer: ConnectionWriter
     private let carrier: any AttachmentCarrier
+    private let executor: ActorCallExecutor
     private let context: DaemonContext
     private var mailboxes: [KapselActorID: Mailbox] = [:]
     /// Calls and creations under way, with their task once `Task.immediate` returned it.
     private var active: [UInt64: Task<Void, Never>?] = [:]
 
-    init(channel: any Channel, system: KapselActorSystem, factories: [String: ActorFactory], carrier: any AttachmentCarrier, context: DaemonContext) {
-        self.channel = channel
-        self.executor = ActorCallExecutor(system: system, factories: factories)
+    init(writer: ConnectionWriter, carrier: any AttachmentCarrier, system: KapselActorSystem, factories: [String: ActorFactory], context: DaemonContext) {
+        self.writer = writer
         self.carrier = carrier
+        self.executor = ActorCallExecutor(system: system, factories: factories)
         self.context = context
     }
 
     func handle(_ request: CallRequest) {
-        let waiting = Waiting(request: request, attachments: Result {
-            try receiveAttachments(request.attachments, tag: request.callID, through: carrier)
+        let waiting = Waiting(request: request, envelope: Result {
+            Envelope(payload: request.payload, attachments: try carrier.receiveAttachments(request.attachments, tag: request.callID))
         })
         switch request.kind {
         case .create:
@@ -69,7 +71,7 @@ final class ActorHost {
             if let position = mailbox.waiting.firstIndex(where: { $0.request.callID == callID }) {
                 mailboxes[id]?.waiting.remove(at: position)
                 let report = FailureReport(reason: .cancelled, errorType: "Swift.CancellationError", message: "the call was cancelled before it started", location: "actor mailbox")
-                send(RunResult(requestID: callID, outcome: .failure(report)), attachments: [])
+                writer.send(.reply(to: callID, .failure(report), isCall: true))
                 return true
             }
         }
@@ -85,13 +87,13 @@ final class ActorHost {
 
     private func start(_ waiting: Waiting) {
         let request = waiting.request
-        let eventLoop = channel.eventLoop
+        let eventLoop = writer.eventLoop
         let host = NIOLoopBound(self, eventLoop: eventLoop)
         active[request.callID] = .some(nil)
-        let attachments = waiting.attachments
+        let envelope = waiting.envelope
         let task = Task.immediate { [executor, context] in
             let completion = await DaemonContext.$current.withValue(context) {
-                await executor.perform(request, attachments: attachments)
+                await executor.perform(request, envelope)
             }
             if eventLoop.inEventLoop {
                 host.value.finished(request, completion)
@@ -103,9 +105,9 @@ final class ActorHost {
         if active[request.callID] != nil { active[request.callID] = task }
     }
 
-    private func finished(_ request: CallRequest, _ completion: RunCompletion) {
+    private func finished(_ request: CallRequest, _ completion: Completion) {
         active.removeValue(forKey: request.callID)
-        send(RunResult(requestID: request.callID, outcome: completion.outcome), attachments: completion.attachments)
+        writer.send(.reply(to: request.callID, completion, isCall: true))
         guard request.kind == .invoke else { return }
         let id = KapselActorID(request.actor)
         mailboxes[id]?.running = nil
@@ -116,9 +118,6 @@ final class ActorHost {
         }
     }
 
-    private func send(_ result: RunResult, attachments: [SharedStorage]) {
-        writeResult(result, attachments: attachments, through: carrier, as: WireMessage.callResult)
-    }
 }
 
 /// Carries out one creation or call in the daemon's actor system.
@@ -126,14 +125,14 @@ private struct ActorCallExecutor: Sendable {
     let system: KapselActorSystem
     let factories: [String: ActorFactory]
 
-    func perform(_ request: CallRequest, attachments: Result<SharedAttachmentReader?, any Error>) async -> RunCompletion {
+    func perform(_ request: CallRequest, _ received: Result<Envelope, any Error>) async -> Completion {
         let id = KapselActorID(request.actor)
-        func failure(_ reason: FailureReport.Reason, _ message: String, _ error: (any Error)? = nil) -> RunCompletion {
-            RunCompletion(outcome: .failure(FailureReport(reason: reason, errorType: error.map { String(reflecting: type(of: $0)) } ?? "Kapsel.ActorSystemError", message: message, location: request.name)), attachments: [])
+        func failure(_ reason: FailureReport.Reason, _ message: String, _ error: (any Error)? = nil) -> Completion {
+            .failure(FailureReport(reason: reason, errorType: error.map { String(reflecting: type(of: $0)) } ?? "Kapsel.ActorSystemError", message: message, location: request.name))
         }
-        let reader: SharedAttachmentReader?
-        switch attachments {
-        case .success(let received): reader = received
+        let envelope: Envelope
+        switch received {
+        case .success(let value): envelope = value
         case .failure(let error): return failure(.jobDecodingFailed, "the call's shared memory could not be received: \(error)", error)
         }
         switch request.kind {
@@ -143,11 +142,11 @@ private struct ActorCallExecutor: Sendable {
             }
             guard case .daemon(let daemon) = system.role else { return failure(.thrown, "not a daemon") }
             do {
-                let actor = try await system.create(id) { try await factory.make(system, request.payload, reader) }
+                let actor = try await system.create(id) { try await factory.make(system, envelope) }
                 daemon.export(actor)
-                return RunCompletion(outcome: .value(try CompactEncoder().encode(true)), attachments: [])
+                return .value(Envelope(payload: try CompactEncoder().encode(true)))
             } catch {
-                return RunCompletion(outcome: .failure(report(for: error, at: "\(request.name).init")), attachments: [])
+                return .failure(report(for: error, at: "\(request.name).init"))
             }
         case .invoke:
             guard let actor = system.localActor(id) else {
@@ -155,7 +154,7 @@ private struct ActorCallExecutor: Sendable {
             }
             let handler = KapselResultHandler(system: system, inlineLimit: system.inlineLimit, target: request.name)
             do {
-                var decoder = try KapselInvocationDecoder(payload: request.payload, attachments: reader, system: system)
+                var decoder = try KapselInvocationDecoder(envelope, system: system)
                 try await system.executeDistributedTarget(on: actor, target: RemoteCallTarget(request.name), invocationDecoder: &decoder, handler: handler)
             } catch {
                 return failure(.jobDecodingFailed, "the call could not be executed (the daemon runs another build of the actor?): \(error)", error)

@@ -59,15 +59,11 @@ final class HostActors: Sendable {
     /// Sends a call (or a creation) and waits for its end.
     func call(
         _ id: KapselActorID, kind: CallRequest.Kind = .invoke, target: String, display: String,
-        payload: ByteBuffer, attachments: [SharedStorage], timeout: Duration?,
-        creation: ActorCreation? = nil
-    ) async throws -> (ByteBuffer, SharedAttachmentReader?) {
+        envelope: Envelope, timeout: Duration?, creation: ActorCreation? = nil
+    ) async throws -> Envelope {
         let callID = dispatcher.makeJobID()
         let resolver = CallResolver(display: display)
-        let call = DispatcherState.CallRecord(
-            id: callID, kind: kind, actor: id, name: target, display: display, payload: payload,
-            attachments: attachments, resolver: resolver, timeout: timeout
-        )
+        let call = ActorRoutes.CallRecord(id: callID, kind: kind, actor: id, name: target, display: display, envelope: envelope, resolver: resolver, timeout: timeout)
         return try await withTaskCancellationHandler {
             try await resolver.wait { [dispatcher] in
                 dispatcher.perform { $0.actorCall(call, creation: creation) }
@@ -81,8 +77,8 @@ final class HostActors: Sendable {
 /// What creating an actor takes, kept to create it again under `RestartPolicy.recreate`.
 struct ActorCreation: Sendable {
     let typeName: String
-    let payload: ByteBuffer
-    let attachments: [SharedStorage]
+    /// The actor's configuration.
+    let envelope: Envelope
     let placement: ActorPlacement
     let restart: RestartPolicy
     let pooled: Bool
@@ -92,8 +88,8 @@ struct ActorCreation: Sendable {
 final class CallResolver: JobResolver {
     private enum State {
         case idle
-        case waiting(CheckedContinuation<(ByteBuffer, SharedAttachmentReader?), any Error>)
-        case resolved(Result<(ByteBuffer, SharedAttachmentReader?), JobError>)
+        case waiting(CheckedContinuation<Envelope, any Error>)
+        case resolved(Result<Envelope, JobError>)
     }
 
     private let state = Mutex<State>(.idle)
@@ -104,9 +100,9 @@ final class CallResolver: JobResolver {
     }
 
     /// Calls `start`, then waits for the resolution.
-    func wait(start: () -> Void) async throws -> (ByteBuffer, SharedAttachmentReader?) {
+    func wait(start: () -> Void) async throws -> Envelope {
         try await withCheckedThrowingContinuation { continuation in
-            let ready: Result<(ByteBuffer, SharedAttachmentReader?), JobError>? = state.withLock { state in
+            let ready: Result<Envelope, JobError>? = state.withLock { state in
                 if case .resolved(let result) = state { return result }
                 state = .waiting(continuation)
                 return nil
@@ -120,11 +116,11 @@ final class CallResolver: JobResolver {
     }
 
     func resolve(_ outcome: JobOutcome) -> Bool {
-        let result: Result<(ByteBuffer, SharedAttachmentReader?), JobError> = switch outcome {
-        case .value(let bytes, let attachments): .success((bytes, attachments))
+        let result: Result<Envelope, JobError> = switch outcome {
+        case .value(let envelope): .success(envelope)
         case .failure(let error): .failure(error)
         }
-        let waiter: CheckedContinuation<(ByteBuffer, SharedAttachmentReader?), any Error>?? = state.withLock { state in
+        let waiter: CheckedContinuation<Envelope, any Error>?? = state.withLock { state in
             switch state {
             case .resolved: return nil
             case .idle:

@@ -36,12 +36,13 @@ public struct KapselInvocationEncoder: DistributedTargetInvocationEncoder {
 
     public mutating func doneRecording() throws {}
 
-    /// The payload of the call: the substitutions, then the arguments, in one sequence.
-    func payload() throws -> ByteBuffer {
-        let sequence = CompactSequenceEncoder(userInfo: [.actorSystemKey: system], attachments: attachments)
+    /// The call as it travels: the substitutions, then the arguments, in one sequence,
+    /// with the shared memory they refer to.
+    func envelope() throws -> Envelope {
+        let sequence = CompactSequenceEncoder(userInfo: Envelope.userInfo(system), attachments: attachments)
         try sequence.append(substitutions)
         for argument in arguments { try sequence.append(argument) }
-        return sequence.finish()
+        return Envelope(payload: sequence.finish(), attachments: attachments.storages)
     }
 }
 
@@ -52,8 +53,8 @@ public final class KapselInvocationDecoder: DistributedTargetInvocationDecoder {
     private let substitutions: [String]
     private let arguments: CompactSequenceDecoder
 
-    init(payload: ByteBuffer, attachments: SharedAttachmentReader?, system: KapselActorSystem) throws {
-        arguments = try CompactSequenceDecoder(payload, userInfo: [.actorSystemKey: system], attachments: attachments)
+    init(_ envelope: Envelope, system: KapselActorSystem) throws {
+        arguments = try CompactSequenceDecoder(envelope.payload, userInfo: Envelope.userInfo(system), attachments: envelope.attachmentReader)
         substitutions = try arguments.next([String].self)
     }
 
@@ -89,36 +90,34 @@ public struct KapselResultHandler: DistributedTargetInvocationResultHandler {
     }
 
     public func onReturn<Success: Codable>(value: Success) async throws {
-        let writer = SharedAttachmentWriter(inlineLimit: inlineLimit)
         do {
-            let bytes = try CompactEncoder(userInfo: [.actorSystemKey: system]).encode(value, attachments: writer)
-            finish(RunCompletion(outcome: .value(bytes), attachments: writer.storages))
+            finish(.value(try Envelope(encoding: value, inlineLimit: inlineLimit, actorSystem: system)))
         } catch {
-            finish(RunCompletion(outcome: .failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result does not encode: \(error)", location: target)), attachments: []))
+            finish(.failure(FailureReport(reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)), message: "the result does not encode: \(error)", location: target)))
         }
     }
 
     public func onReturnVoid() async throws {
-        finish(RunCompletion(outcome: .value(try CompactEncoder().encode(true)), attachments: []))
+        finish(.value(Envelope(payload: try CompactEncoder().encode(true))))
     }
 
     public func onThrow<Err: Error>(error: Err) async throws {
-        finish(RunCompletion(outcome: .failure(report(for: error, at: target)), attachments: []))
+        finish(.failure(report(for: error, at: target)))
     }
 
-    private func finish(_ completion: RunCompletion) {
+    private func finish(_ completion: Completion) {
         box.value.withLock { $0 = completion }
     }
 
     /// How the call ended; nil if the handler was never called.
-    var completion: RunCompletion? {
+    var completion: Completion? {
         box.value.withLock { $0 }
     }
 }
 
 /// Where a result handler leaves the end of its call.
 private final class CompletionBox: Sendable {
-    let value = Mutex<RunCompletion?>(nil)
+    let value = Mutex<Completion?>(nil)
 }
 
 /// The failure report for an error a call (or a creation) threw.

@@ -135,9 +135,9 @@ public final class KapselActorSystem: DistributedActorSystem, Sendable {
     public func remoteCall<Act, Err, Res>(
         on actor: Act, target: RemoteCallTarget, invocation: inout KapselInvocationEncoder, throwing: Err.Type, returning: Res.Type
     ) async throws -> Res where Act: DistributedActor, Act.ID == KapselActorID, Err: Error, Res: Codable {
-        let (bytes, attachments) = try await call(actor.id, target: target, invocation: &invocation)
+        let envelope = try await call(actor.id, target: target, invocation: &invocation)
         do {
-            return try CompactDecoder(userInfo: [.actorSystemKey: self]).decode(Res.self, from: bytes, attachments: attachments)
+            return try envelope.decode(Res.self, actorSystem: self)
         } catch {
             throw JobError(.resultDecodingFailed, "the result does not decode as \(Res.self): \(error)", jobType: target.description)
         }
@@ -149,20 +149,17 @@ public final class KapselActorSystem: DistributedActorSystem, Sendable {
         _ = try await call(actor.id, target: target, invocation: &invocation)
     }
 
-    private func call(_ id: KapselActorID, target: RemoteCallTarget, invocation: inout KapselInvocationEncoder) async throws -> (ByteBuffer, SharedAttachmentReader?) {
+    private func call(_ id: KapselActorID, target: RemoteCallTarget, invocation: inout KapselInvocationEncoder) async throws -> Envelope {
         guard case .host(let host) = role else {
             throw ActorSystemError("\(id) is not in this daemon; a daemon calls only its own actors (pass references back to the host instead)")
         }
-        let payload: ByteBuffer
+        let envelope: Envelope
         do {
-            payload = try invocation.payload()
+            envelope = try invocation.envelope()
         } catch {
             throw JobError(.jobEncodingFailed, "the arguments do not encode: \(error)", jobType: target.description)
         }
-        return try await host.call(
-            id, target: target.identifier, display: target.description, payload: payload,
-            attachments: invocation.attachments.storages, timeout: Self.callTimeout ?? host.defaultTimeout
-        )
+        return try await host.call(id, target: target.identifier, display: target.description, envelope: envelope, timeout: Self.callTimeout ?? host.defaultTimeout)
     }
 }
 

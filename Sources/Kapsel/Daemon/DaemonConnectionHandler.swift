@@ -7,168 +7,167 @@ import NIOSSL
 import Glibc
 #endif
 
-/// The daemon's end of its host connection: the handshake (answer the host's
-/// challenge, check the host's proof), then requests handed to the `JobRunner`.
+/// The daemon's end of its host connection, at the end of its pipeline (frame decoder →
+/// frame encoder → this): it feeds what happens to a `DaemonConnectionState` and carries
+/// out the actions it returns — frames through the connection's one `ConnectionWriter`,
+/// requests to the `JobRunner` and the `ActorHost`, and the end of the process through
+/// `onExit`.
 final class DaemonConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = WireMessage
-    typealias OutboundOut = ByteBuffer
-
-    private enum State {
-        case awaitingChallenge
-        case awaitingWelcome(hostNonce: [UInt8], daemonNonce: [UInt8])
-        case ready(JobRunner, ActorHost)
-        case finished
-    }
 
     private let configuration: DaemonConfiguration
     private let registry: DaemonRegistry
     private let descriptors: DescriptorChannel?
     /// Set when the host's TLS certificate was not the pinned one.
     private let tlsMismatch: CertificateMismatch?
-    private var state = State.awaitingChallenge
-    private let heartbeat: HeartbeatMonitor?
-    private var carrier: (any AttachmentCarrier)?
+    private var state: DaemonConnectionState
+    private var writer: ConnectionWriter?
+    private var work: (runner: JobRunner, actors: ActorHost)?
+    private var heartbeat: HeartbeatMonitor?
     private let lifetime: LifetimeMonitor?
-
+    /// Ends the process (in a real daemon it does not return).
+    private let onExit: (DaemonExitCode, String?) -> Void
     /// Called once when the connection to the host breaks.
     private let onHostLost: (String) -> Void
 
     init(
         configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, tlsMismatch: CertificateMismatch? = nil,
-        onHostLost: @escaping (String) -> Void
+        onExit: @escaping (DaemonExitCode, String?) -> Void, onHostLost: @escaping (String) -> Void
     ) {
-        self.onHostLost = onHostLost
         self.configuration = configuration
         self.registry = registry
         self.descriptors = descriptors
         self.tlsMismatch = tlsMismatch
-        self.heartbeat = configuration.heartbeat.map(HeartbeatMonitor.init)
+        self.state = DaemonConnectionState(secret: configuration.secret, token: configuration.token, pid: getpid())
         self.lifetime = configuration.lifetime.isLimited ? LifetimeMonitor(configuration.lifetime) : nil
+        self.onExit = onExit
+        self.onHostLost = onHostLost
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        writer = ConnectionWriter(channel: context.channel)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let message = unwrapInboundIn(data)
         heartbeat?.heard()
-        switch (state, message) {
-        case (.awaitingChallenge, .challenge(let challenge)):
-            guard challenge.protocolVersion == WireMessage.protocolVersion else {
-                finish(.protocolError, "the host speaks protocol version \(challenge.protocolVersion), this daemon \(WireMessage.protocolVersion)")
-            }
-            let nonce = randomNonce()
-            let proof = configuration.secret.daemonProof(hostNonce: challenge.nonce, daemonNonce: nonce, token: configuration.token)
-            let hello = Hello(pid: getpid(), token: configuration.token, nonce: nonce, proof: proof)
-            context.writeAndFlush(wrapOutboundOut(WireMessage.hello(hello).frame(allocator: context.channel.allocator)), promise: nil)
-            state = .awaitingWelcome(hostNonce: challenge.nonce, daemonNonce: nonce)
-        case (.awaitingWelcome(let hostNonce, let daemonNonce), .welcome(let welcome)):
-            let expected = configuration.secret.hostProof(hostNonce: hostNonce, daemonNonce: daemonNonce)
-            guard HostSecret.proofsMatch(welcome.proof, expected) else {
-                finish(.refused, "the host could not prove it knows the secret; refusing to work for it")
-            }
-            let actorSystem = KapselActorSystem(role: .daemon(registry.actors), inlineLimit: configuration.inlineLimit)
-            registry.actors.setIdentity(slot: Int(welcome.daemonIndex), instance: Int(welcome.instance))
-            let daemonContext = DaemonContext(daemonIndex: Int(welcome.daemonIndex), instance: Int(welcome.instance), processID: getpid(), actorSystem: actorSystem)
-            let channel = context.channel
-            registry.actors.observeCount { count in
-                channel.writeAndFlush(WireMessage.actorCount(UInt32(count)).frame(allocator: channel.allocator), promise: nil)
-            }
-            let carrier = makeCarrier(channel: channel, descriptors: descriptors, limits: configuration.limits)
-            self.carrier = carrier
-            state = .ready(
-                JobRunner(
-                    channel: channel, registry: registry.jobs, context: daemonContext, carrier: carrier, inlineLimit: configuration.inlineLimit,
-                    startsOnLoop: configuration.heartbeat == nil
-                ),
-                ActorHost(channel: channel, system: actorSystem, factories: registry.factories, carrier: carrier, context: daemonContext)
-            )
-            if let lifetime, case .ready(let runner, _) = state {
-                let actors = registry.actors
-                runner.onJobFinished = { lifetime.jobFinished() }
-                lifetime.start(on: context.eventLoop, isIdle: { runner.isIdle && actors.liveCount == 0 }, announce: { code in
-                    channel.writeAndFlush(WireMessage.retiring(exitCode: UInt8(code.rawValue)).frame(allocator: channel.allocator), promise: nil)
-                })
-            }
-            if let heartbeat = configuration.heartbeat {
-                self.heartbeat?.start(context: context) {
-                    self.hostLost("no word from the host for \(heartbeat.timeout); it is gone or cut off", context: context)
-                }
-            }
-        case (_, .heartbeat), (.finished, _):
-            // A heartbeat is harmless in any state (the host's start once it has admitted
-            // this daemon); after the connection was given up, frames still decoded from
-            // what it had read are dropped.
-            break
-        case (.ready, .attachmentChunk(let chunk)):
-            do {
-                try carrier?.received(chunk)
-            } catch {
-                finish(.protocolError, "cannot receive streamed shared memory from the host: \(error)")
-            }
-        case (_, .refused(let reason)):
-            finish(.refused, "the host refused this daemon: \(reason)")
-        case (.ready(let runner, _), .run(let request)):
-            lifetime?.jobArrived()
-            runner.enqueue(request)
-        case (.ready(_, let actors), .call(let request)):
-            actors.handle(request)
-        case (.ready(let runner, let actors), .cancel(let requestID)):
-            if !actors.cancel(requestID) { runner.cancel(requestID) }
-        case (.ready(let runner, _), .released(let tokens)):
-            runner.peerReleased(tokens)
-        case (.ready(let runner, _), .releasesWanted):
-            runner.peerWantsReleases()
-        case (.ready(let runner, _), .forget(let names)):
-            runner.peerForgot(names)
-        case (.ready, .releaseActors(let releases)):
-            registry.actors.release(releases)
-        case (.ready, .shutdown):
-            finish(lifetime?.retiring ?? .stopped)
-        default:
-            finish(.protocolError, "unexpected \(message.kindName) message from the host")
-        }
+        run(state.received(unwrapInboundIn(data)), context: context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .finished = state { return }
-        if let mismatch = tlsMismatch?.recorded {
-            finish(.refused, "\(mismatch); refusing to connect")
+        let description = String(describing: error)
+        let failure: DaemonConnectionState.Failure = if let mismatch = tlsMismatch?.recorded {
+            .certificateMismatch(mismatch)
+        } else if error is NIOSSLError {
+            .tls(description)
+        } else if error is IOError {
+            .io(description)
+        } else {
+            .other(description)
         }
-        if error is NIOSSLError, case .awaitingChallenge = state {
-            finish(.refused, "the TLS handshake with the host failed: \(error)")
-        }
-        if case .ready = state, error is IOError {
-            hostLost("the connection to the host failed: \(error)", context: context)
-            return
-        }
-        finish(.protocolError, "the connection to the host failed: \(error)")
+        run(state.failed(failure), context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        carrier?.writabilityChanged()
+        writer?.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        hostLost("the connection to the host closed", context: context)
+        run(state.closed(), context: context)
+        context.fireChannelInactive()
     }
 
-    /// The host is gone or cut off: this connection's work stops (the host has resolved
-    /// it already), and the connector exits or waits for the host.
-    private func hostLost(_ reason: String, context: ChannelHandlerContext) {
-        if case .finished = state { return }
-        if case .ready(let runner, let actors) = state {
-            runner.abandon()
-            actors.abandon()
+    private func run(_ actions: [DaemonConnectionState.Action], context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .send(let message):
+                writer?.send(.plain(message))
+            case .begin(let welcome):
+                begin(welcome, context: context)
+            case .deliver(let message):
+                deliver(message, context: context)
+            case .exit(let code, let message):
+                stopWork()
+                onExit(code, message.map { "kapsel daemon \(getpid()): \($0)" })
+                context.close(promise: nil)
+            case .hostLost(let reason):
+                // The host has resolved this connection's work already.
+                stopWork()
+                context.close(promise: nil)
+                onHostLost(reason)
+            }
         }
-        state = .finished
+    }
+
+    /// Sets up the work once the host has proved itself: the actor system, the job
+    /// runner, the actors, the lifetime and the heartbeats.
+    private func begin(_ welcome: Welcome, context: ChannelHandlerContext) {
+        guard let writer else { return }
+        let carrier = makeCarrier(writer: writer, descriptors: descriptors, limits: configuration.limits)
+        writer.install(carrier)
+        let actorSystem = KapselActorSystem(role: .daemon(registry.actors), inlineLimit: configuration.inlineLimit)
+        registry.actors.setIdentity(slot: Int(welcome.daemonIndex), instance: Int(welcome.instance))
+        let daemonContext = DaemonContext(daemonIndex: Int(welcome.daemonIndex), instance: Int(welcome.instance), processID: getpid(), actorSystem: actorSystem)
+        registry.actors.observeCount { count in writer.sendSoon(.actorCount(UInt32(count))) }
+        let runner = JobRunner(
+            writer: writer, carrier: carrier, registry: registry.jobs, context: daemonContext, inlineLimit: configuration.inlineLimit,
+            startsOnLoop: configuration.heartbeat == nil
+        )
+        work = (runner, ActorHost(writer: writer, carrier: carrier, system: actorSystem, factories: registry.factories, context: daemonContext))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        if let lifetime {
+            let actors = registry.actors
+            runner.onJobFinished = { lifetime.jobFinished() }
+            lifetime.start(on: context.eventLoop, isIdle: { runner.isIdle && actors.liveCount == 0 }, announce: { code in
+                handler.value.state.retiring(code)
+                writer.send(.plain(.retiring(exitCode: UInt8(code.rawValue))))
+            })
+        }
+        if let settings = configuration.heartbeat {
+            let monitor = HeartbeatMonitor(settings)
+            heartbeat = monitor
+            monitor.start(on: context.eventLoop, beat: { writer.send(.plain(.heartbeat)) }, onSilence: {
+                handler.value.run(handler.value.state.heartbeatLost(after: settings.timeout), context: context)
+            })
+        }
+    }
+
+    /// Hands a request of the host to the part of the daemon it is for.
+    private func deliver(_ message: WireMessage, context: ChannelHandlerContext) {
+        guard let (runner, actors) = work, let carrier = writer?.attachmentCarrier else { return }
+        switch message {
+        case .run(let request):
+            lifetime?.jobArrived()
+            runner.enqueue(request)
+        case .call(let request):
+            actors.handle(request)
+        case .cancel(let requestID):
+            if !actors.cancel(requestID) { runner.cancel(requestID) }
+        case .released(let tokens):
+            carrier.peerReleased(tokens)
+        case .releasesWanted:
+            carrier.peerWantsReleases()
+        case .forget(let names):
+            carrier.peerForgot(names)
+        case .releaseActors(let releases):
+            registry.actors.release(releases)
+        case .attachmentChunk(let chunk):
+            do {
+                try carrier.received(chunk)
+            } catch {
+                run(state.violation("cannot receive streamed shared memory from the host: \(error)"), context: context)
+            }
+        default:
+            break
+        }
+    }
+
+    /// The connection is over: work under way stops (nobody will read its results).
+    private func stopWork() {
+        work?.runner.abandon()
+        work?.actors.abandon()
         heartbeat?.stop()
         lifetime?.stop()
-        carrier?.connectionClosed()
-        context.close(promise: nil)
-        onHostLost(reason)
-    }
-
-    private func finish(_ code: DaemonExitCode, _ message: String? = nil) -> Never {
-        state = .finished
-        DaemonProcess.exit(code, message.map { "kapsel daemon \(getpid()): \($0)" })
+        writer?.connectionClosed()
     }
 }

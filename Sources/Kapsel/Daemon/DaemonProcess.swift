@@ -46,7 +46,7 @@ enum DaemonProcess {
             exit(.cannotConnect, "kapsel daemon: cannot connect to \(configuration.url): \(error)")
         }
         // Serve the main queue (and with it the main actor) while the event loop and
-        // the job tasks do the work; the connection handler ends the process.
+        // the job tasks do the work; the connection's handler ends the process.
         dispatchMain()
     }
 
@@ -86,9 +86,10 @@ final class DaemonConnector: Sendable {
                     if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler()) }
                     let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+                    try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                     try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(
                         configuration: configuration, registry: registry, descriptors: descriptors, tlsMismatch: tls?.mismatch,
-                        onHostLost: { self.hostLost($0) }
+                        onExit: { code, message in DaemonProcess.exit(code, message) }, onHostLost: { self.hostLost($0) }
                     ))
                 }
             }

@@ -1,5 +1,4 @@
 import DequeModule
-import KapselSharedMemory
 import KapselWire
 import NIOCore
 
@@ -19,17 +18,18 @@ import NIOCore
 /// loop reads the request only while it is free), or drops a waiting job at once.
 ///
 /// Shared memory a job carries is received (its descriptors) as the job arrives, and
-/// the shared memory of a result is sent just before the result.
+/// the shared memory of a result goes with the result, through the connection's writer.
 final class JobRunner {
     private struct Waiting {
         var request: RunRequest
-        var attachments: Result<SharedAttachmentReader?, any Error>
+        /// The job with its shared memory, or why that memory could not be received.
+        var envelope: Result<Envelope, any Error>
     }
 
-    private let channel: any Channel
+    private let writer: ConnectionWriter
+    private let carrier: any AttachmentCarrier
     private let registry: JobRegistry
     private let context: DaemonContext
-    private let carrier: any AttachmentCarrier
     private let inlineLimit: Int
     private let startsOnLoop: Bool
     private var waiting: Deque<Waiting> = []
@@ -42,19 +42,18 @@ final class JobRunner {
     /// Whether no job is running or waiting.
     var isIdle: Bool { running == nil && waiting.isEmpty }
 
-    init(channel: any Channel, registry: JobRegistry, context: DaemonContext, carrier: any AttachmentCarrier, inlineLimit: Int, startsOnLoop: Bool) {
-        self.channel = channel
+    init(writer: ConnectionWriter, carrier: any AttachmentCarrier, registry: JobRegistry, context: DaemonContext, inlineLimit: Int, startsOnLoop: Bool) {
+        self.writer = writer
+        self.carrier = carrier
         self.registry = registry
         self.context = context
-        self.carrier = carrier
         self.inlineLimit = inlineLimit
         self.startsOnLoop = startsOnLoop
     }
 
     func enqueue(_ request: RunRequest) {
-        waiting.append(Waiting(request: request, attachments: Result {
-            try receiveAttachments(request.attachments, tag: request.requestID, through: carrier)
-        }))
+        let envelope = Result { Envelope(payload: request.payload, attachments: try carrier.receiveAttachments(request.attachments, tag: request.requestID)) }
+        waiting.append(Waiting(request: request, envelope: envelope))
         startNextIfIdle()
     }
 
@@ -64,7 +63,7 @@ final class JobRunner {
         } else if let position = waiting.firstIndex(where: { $0.request.requestID == requestID }) {
             waiting.remove(at: position)
             let report = FailureReport(reason: .cancelled, errorType: "Swift.CancellationError", message: "the job was cancelled before it started", location: "daemon queue")
-            send(RunResult(requestID: requestID, outcome: .failure(report)), attachments: [])
+            writer.send(.reply(to: requestID, .failure(report), isCall: false))
         }
     }
 
@@ -75,21 +74,6 @@ final class JobRunner {
         running?.task?.cancel()
     }
 
-    /// The host dropped its last views of shared memory this daemon lent from a pool.
-    func peerReleased(_ tokens: [UInt64]) {
-        carrier.peerReleased(tokens)
-    }
-
-    /// The host waits for a slot of its pools this daemon holds.
-    func peerWantsReleases() {
-        carrier.peerWantsReleases()
-    }
-
-    /// The host's pool slots of these names are gone.
-    func peerForgot(_ names: [UInt64]) {
-        carrier.peerForgot(names)
-    }
-
     /// Starts waiting jobs while none is running. A job that finishes without
     /// suspending finishes inside `Task.immediate`, re-entering `finished`; the loop
     /// here (not recursion) then starts the next one.
@@ -97,22 +81,22 @@ final class JobRunner {
         guard !starting else { return }
         starting = true
         defer { starting = false }
-        let eventLoop = channel.eventLoop
+        let eventLoop = writer.eventLoop
         let runner = NIOLoopBound(self, eventLoop: eventLoop)
         while running == nil, let next = waiting.popFirst() {
             let request = next.request
             running = (request.requestID, nil)
             let work: @Sendable () async -> Void = { [registry, context, inlineLimit] in
-                let completion: RunCompletion
-                switch next.attachments {
-                case .success(let attachments):
+                let completion: Completion
+                switch next.envelope {
+                case .success(let envelope):
                     completion = await DaemonContext.$current.withValue(context) {
-                        await registry.run(request, attachments: attachments, inlineLimit: inlineLimit)
+                        await registry.run(request.jobType, envelope, inlineLimit: inlineLimit)
                     }
                 case .failure(let error):
-                    completion = RunCompletion(outcome: .failure(FailureReport(
+                    completion = .failure(FailureReport(
                         reason: .jobDecodingFailed, errorType: String(reflecting: type(of: error)),
-                        message: "the job's shared memory could not be received: \(error)", location: "daemon")), attachments: [])
+                        message: "the job's shared memory could not be received: \(error)", location: "daemon"))
                 }
                 if eventLoop.inEventLoop {
                     runner.value.finished(request.requestID, completion)
@@ -125,14 +109,10 @@ final class JobRunner {
         }
     }
 
-    private func finished(_ requestID: UInt64, _ completion: RunCompletion) {
+    private func finished(_ requestID: UInt64, _ completion: Completion) {
         running = nil
         onJobFinished?()
-        send(RunResult(requestID: requestID, outcome: completion.outcome), attachments: completion.attachments)
+        writer.send(.reply(to: requestID, completion, isCall: false))
         startNextIfIdle()
-    }
-
-    private func send(_ result: RunResult, attachments: [SharedStorage]) {
-        writeResult(result, attachments: attachments, through: carrier, as: WireMessage.result)
     }
 }

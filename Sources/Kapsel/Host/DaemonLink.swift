@@ -1,15 +1,12 @@
-import KapselSharedMemory
-import KapselWire
-
 /// The host's end of one authenticated daemon connection.
 ///
 /// What the dispatcher sends is queued while it holds its lock and written after it
 /// releases the lock, so a daemon receives its messages (its welcome first) in the
 /// order the dispatcher decided them, whichever threads decided them.
 protocol DaemonLink: AnyObject, Sendable {
-    /// Queues `message` for the daemon with its shared-memory attachments; nothing is
-    /// written until `flush`.
-    func enqueue(_ message: WireMessage, attachments: [SharedStorage])
+    /// Queues `message` for the daemon, with the shared memory its envelope carries;
+    /// nothing is written until `flush`.
+    func enqueue(_ message: OutgoingMessage)
     /// Queues the closing of the connection, after the messages queued before it.
     func enqueueClose()
     /// Writes what is queued, in order (attachments ahead of their message); never blocks

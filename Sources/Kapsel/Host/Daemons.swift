@@ -130,15 +130,15 @@ public final class Daemons: Sendable {
         let handle = JobHandle<J.Output>(id: id, jobType: jobType, actorSystem: actorSystem) { [dispatcher] id in
             dispatcher.perform { $0.cancel(job: id) }
         }
-        let encoded: EncodedJob
+        let envelope: Envelope
         do {
-            encoded = try encode(job)
+            envelope = try encode(job)
         } catch {
             handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: jobType)))
             return handle
         }
         dispatcher.perform {
-            $0.submit(id: id, jobType: jobType, payload: encoded.payload, attachments: encoded.attachments, resolver: handle, timeout: timeout, retries: retries)
+            $0.submit(id: id, jobType: jobType, envelope: envelope, resolver: handle, timeout: timeout, retries: retries)
         }
         return handle
     }
@@ -152,8 +152,8 @@ public final class Daemons: Sendable {
     public func everywhere<J: Job>(_ job: J) async -> [Result<J.Output, JobError>] {
         let handles = (0..<count).map { _ in JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, actorSystem: actorSystem, canceller: nil) }
         do {
-            let encoded = try encode(job)
-            dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, payload: encoded.payload, attachments: encoded.attachments, resolvers: handles) }
+            let envelope = try encode(job)
+            dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, envelope: envelope, resolvers: handles) }
         } catch {
             for handle in handles {
                 handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
@@ -164,16 +164,10 @@ public final class Daemons: Sendable {
         return results
     }
 
-    private struct EncodedJob {
-        var payload: ByteBuffer
-        var attachments: [SharedStorage]
-    }
-
-    /// The job's bytes, and the shared memory it refers to (large arrays copied once into it).
-    private func encode<J: Job>(_ job: J) throws -> EncodedJob {
-        let writer = SharedAttachmentWriter(inlineLimit: options.largeArrayThreshold)
-        let payload = try CompactEncoder(userInfo: [.actorSystemKey: actorSystem]).encode(job, attachments: writer)
-        return EncodedJob(payload: payload, attachments: writer.storages)
+    /// `value` as it goes to a daemon: its bytes, and the shared memory it refers to
+    /// (large arrays copied once into it).
+    func encode<T: Encodable>(_ value: T) throws -> Envelope {
+        try Envelope(encoding: value, inlineLimit: options.largeArrayThreshold, actorSystem: actorSystem)
     }
 
     /// Replaces daemon `index` by a fresh process and waits (up to `options.startupTimeout`)
@@ -215,7 +209,7 @@ public final class Daemons: Sendable {
     /// command for the life of the pool: when its daemon leaves, the slot waits for a
     /// daemon started with the same command (one at a time).
     public func launchCommands(executable: String? = nil) -> [String] {
-        dispatcher.inspect { $0.waitingTokens }.map { launcher.manualCommand(slot: $0.slot, token: $0.token, executable: executable) }
+        dispatcher.inspect { $0.slots.waitingTokens }.map { launcher.manualCommand(slot: $0.slot, token: $0.token, executable: executable) }
     }
 
 

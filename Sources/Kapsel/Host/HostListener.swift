@@ -55,6 +55,7 @@ final class HostListener: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, handshakeFrames: 1)))
+                    try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }
@@ -76,53 +77,5 @@ final class HostListener: Sendable {
             unlink(address.host)
             rmdir(directory)
         }
-    }
-}
-
-/// The host's end of a daemon connection, as the dispatcher sees it.
-final class ChannelLink: DaemonLink {
-    private enum Outgoing: Sendable {
-        case message(WireMessage, attachments: [SharedStorage])
-        case close
-    }
-
-    private let channel: any Channel
-    private let carrier: any AttachmentCarrier
-    private let outbox = OrderedOutbox<Outgoing>()
-
-    init(channel: any Channel, carrier: any AttachmentCarrier) {
-        self.channel = channel
-        self.carrier = carrier
-    }
-
-    func enqueue(_ message: WireMessage, attachments: [SharedStorage]) {
-        outbox.enqueue(.message(message, attachments: attachments))
-    }
-
-    func enqueueClose() {
-        outbox.enqueue(.close)
-    }
-
-    /// Each message with its shared memory carried ahead of it. A daemon that cannot
-    /// take that memory has a broken connection: it is closed, and what it held
-    /// resolves as `connectionLost`.
-    func flush() {
-        outbox.flush { item in
-            switch item {
-            case .message(let message, let attachments):
-                do {
-                    try carrier.write(message, attachments: attachments)
-                } catch {
-                    channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the daemon: \(error)"))
-                }
-            case .close:
-                channel.close(promise: nil)
-            }
-        }
-    }
-
-    var peerAddress: String? {
-        guard let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }

@@ -1,6 +1,3 @@
-import KapselSharedMemory
-import KapselWire
-import NIOCore
 import Synchronization
 
 /// The eventual outcome of a submitted job. `submit` returns it at once; it
@@ -126,8 +123,8 @@ protocol JobResolver: AnyObject, Sendable {
 
 /// What the dispatcher hands a resolver.
 enum JobOutcome: Sendable {
-    /// The encoded output and the shared memory it refers to.
-    case value(ByteBuffer, SharedAttachmentReader?)
+    /// The encoded output, with the shared memory it refers to.
+    case value(Envelope)
     case failure(JobError)
 }
 
@@ -138,10 +135,9 @@ extension JobHandle: JobResolver {
         switch outcome {
         case .failure(let error):
             result = .failure(error)
-        case .value(let bytes, let attachments):
+        case .value(let envelope):
             do {
-                let decoder = CompactDecoder(userInfo: actorSystem.map { [.actorSystemKey: $0] } ?? [:])
-                result = .success(try decoder.decode(Output.self, from: bytes, attachments: attachments))
+                result = .success(try envelope.decode(Output.self, actorSystem: actorSystem))
             } catch {
                 result = .failure(JobError(.resultDecodingFailed, "the output does not decode as \(Output.self): \(error)", jobType: jobType))
             }

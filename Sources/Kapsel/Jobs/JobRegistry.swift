@@ -1,6 +1,4 @@
-import KapselSharedMemory
 import KapselWire
-import NIOCore
 
 /// The job types a daemon can run, by their stable names.
 public struct JobRegistry: Sendable {
@@ -27,36 +25,30 @@ public struct JobRegistry: Sendable {
     /// The names of all registered types, sorted.
     public var names: [String] { types.keys.sorted() }
 
-    /// Decodes and runs the job in `request` (its shared memory in `attachments`), and
-    /// reports how it ended; large arrays of the output go into shared memory.
-    func run(_ request: RunRequest, attachments: SharedAttachmentReader?, inlineLimit: Int) async -> RunCompletion {
-        guard let type = types[request.jobType] else {
-            return RunCompletion(outcome: .failure(FailureReport(
+    /// Decodes and runs the job `jobType` (`envelope`), and reports how it ended; large
+    /// arrays of the output go into shared memory.
+    func run(_ jobType: String, _ envelope: Envelope, inlineLimit: Int) async -> Completion {
+        guard let type = types[jobType] else {
+            return .failure(FailureReport(
                 reason: .unknownJobType,
                 errorType: "Kapsel.UnknownJobType",
-                message: "this daemon has no job type named '\(request.jobType)'; list it in Kapsel.bootstrap(jobs:) of the daemon executable (it knows: \(names.joined(separator: ", ")))",
+                message: "this daemon has no job type named '\(jobType)'; list it in Kapsel.bootstrap(jobs:) of the daemon executable (it knows: \(names.joined(separator: ", ")))",
                 location: "daemon registry"
-            )), attachments: [])
+            ))
         }
-        return await type.decodeAndRun(request.payload, attachments: attachments, inlineLimit: inlineLimit)
+        return await type.decodeAndRun(envelope, inlineLimit: inlineLimit)
     }
 }
 
-/// How a job ended, with the shared memory its output refers to.
-struct RunCompletion: Sendable {
-    var outcome: RunOutcome
-    var attachments: [SharedStorage]
-}
-
 extension Job {
-    static func decodeAndRun(_ payload: ByteBuffer, attachments: SharedAttachmentReader?, inlineLimit: Int) async -> RunCompletion {
-        func failure(_ reason: FailureReport.Reason, _ error: any Error, _ message: String, at location: String) -> RunCompletion {
-            RunCompletion(outcome: .failure(FailureReport(reason: reason, errorType: String(reflecting: type(of: error)), message: message, location: location)), attachments: [])
+    static func decodeAndRun(_ envelope: Envelope, inlineLimit: Int) async -> Completion {
+        func failure(_ reason: FailureReport.Reason, _ error: any Error, _ message: String, at location: String) -> Completion {
+            .failure(FailureReport(reason: reason, errorType: String(reflecting: type(of: error)), message: message, location: location))
         }
+        let system = DaemonContext.current?.actorSystem
         let job: Self
         do {
-            let system = DaemonContext.current?.actorSystem
-            job = try CompactDecoder(userInfo: system.map { [.actorSystemKey: $0] } ?? [:]).decode(Self.self, from: payload, attachments: attachments)
+            job = try envelope.decode(Self.self, actorSystem: system)
         } catch {
             return failure(.jobDecodingFailed, error, "the job's bytes do not decode as \(jobTypeName): \(error)", at: "decoding \(jobTypeName)")
         }
@@ -71,10 +63,7 @@ extension Job {
             return failure(.thrown, error, String(describing: error), at: location)
         }
         do {
-            let writer = SharedAttachmentWriter(inlineLimit: inlineLimit)
-            let system = DaemonContext.current?.actorSystem
-            let bytes = try CompactEncoder(userInfo: system.map { [.actorSystemKey: $0] } ?? [:]).encode(output, attachments: writer)
-            return RunCompletion(outcome: .value(bytes), attachments: writer.storages)
+            return .value(try Envelope(encoding: output, inlineLimit: inlineLimit, actorSystem: system))
         } catch {
             return failure(.resultEncodingFailed, error, "the output of \(jobTypeName) does not encode: \(error)", at: "encoding \(String(reflecting: Output.self))")
         }

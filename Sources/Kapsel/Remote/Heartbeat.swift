@@ -1,4 +1,3 @@
-import KapselWire
 import NIOCore
 
 /// How often heartbeats go on a connection, and how long silence may last before the
@@ -28,7 +27,7 @@ public struct HeartbeatSettings: Sendable, Hashable {
     }
 }
 
-/// Heartbeats on one connection, confined to its event loop: one goes out every
+/// Heartbeats on one connection, confined to its event loop: `beat` sends one every
 /// `interval`, and `onSilence` runs once nothing has arrived for `timeout`.
 final class HeartbeatMonitor {
     private let settings: HeartbeatSettings
@@ -39,19 +38,18 @@ final class HeartbeatMonitor {
         self.settings = settings
     }
 
-    /// Starts beating on `context`'s channel.
-    func start(context: ChannelHandlerContext, onSilence: @escaping () -> Void) {
+    /// Starts beating on `loop`, the connection's.
+    func start(on loop: any EventLoop, beat: @escaping () -> Void, onSilence: @escaping () -> Void) {
         lastHeard = .now()
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((monitor: self, context: context, onSilence: onSilence), eventLoop: loop)
+        let bound = NIOLoopBound((monitor: self, beat: beat, onSilence: onSilence), eventLoop: loop)
         let interval = TimeAmount(settings.interval)
         task = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
-            let (monitor, context, onSilence) = bound.value
+            let (monitor, beat, onSilence) = bound.value
             if NIODeadline.now() - monitor.lastHeard > TimeAmount(monitor.settings.timeout) {
                 task.cancel()
                 onSilence()
             } else {
-                context.writeAndFlush(NIOAny(WireMessage.heartbeat.frame(allocator: context.channel.allocator)), promise: nil)
+                beat()
             }
         }
     }

@@ -5,13 +5,16 @@ import NIOCore
 /// How one connection carries the shared memory its messages refer to: as descriptors
 /// over a local descriptor channel (`AttachmentTransport`, no copy), or as bytes
 /// streamed on the connection itself ahead of the message (`StreamedAttachments`, for
-/// daemons on other machines).
+/// daemons on other machines). The connection's `ConnectionWriter` asks it for the
+/// frames of each message it sends; the connection's handler hands it what concerns it.
 protocol AttachmentCarrier: AnyObject, Sendable {
-    /// Writes `message` on the connection with `attachments` carried ahead of it (its
-    /// attachment information filled in). Throws if they cannot be carried.
-    func write(_ message: WireMessage, attachments: [SharedStorage]) throws
+    /// The frames that carry `message` with its shared memory ahead of it, in order, the
+    /// message announcing that memory. Descriptors are sent now, before the message is
+    /// written; streamed memory goes as chunk frames ahead of it. Throws if the memory
+    /// cannot be carried.
+    func frames(for message: OutgoingMessage) throws -> [ConnectionWriter.Frame]
     /// The attachments `infos` announce for the message tagged `tag`.
-    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> SharedAttachmentReader
+    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> [SharedStorage]
     /// A piece of a streamed attachment arrived.
     func received(_ chunk: AttachmentChunk) throws
     /// The peer dropped its last views of memory this side lent from a pool.
@@ -20,36 +23,20 @@ protocol AttachmentCarrier: AnyObject, Sendable {
     func peerWantsReleases()
     /// The peer's pool slots of these names are gone: this side drops what it keeps of them.
     func peerForgot(_ names: [UInt64])
-    /// The connection can take more data again.
-    func writabilityChanged()
     /// The connection closed.
     func connectionClosed()
 }
 
-/// The attachments a message announces (nil when it announces none).
-func receiveAttachments(_ infos: [AttachmentInfo], tag: UInt64, through carrier: any AttachmentCarrier) throws -> SharedAttachmentReader? {
-    guard !infos.isEmpty else { return nil }
-    return try carrier.receive(infos, tag: tag)
-}
-
-/// Writes a daemon's result (`wrap` makes the message) with its shared memory; if that
-/// cannot be carried, the result becomes a failure saying so.
-func writeResult(_ result: RunResult, attachments: [SharedStorage], through carrier: any AttachmentCarrier, as wrap: (RunResult) -> WireMessage) {
-    do {
-        try carrier.write(wrap(result), attachments: attachments)
-    } catch {
-        var failed = result
-        failed.attachments = []
-        failed.outcome = .failure(FailureReport(
-            reason: .resultEncodingFailed, errorType: String(reflecting: type(of: error)),
-            message: "the result's shared memory could not be sent: \(error)", location: "daemon"))
-        try? carrier.write(wrap(failed), attachments: [])
+extension AttachmentCarrier {
+    /// The attachments a message announces (none when it announces none).
+    func receiveAttachments(_ infos: [AttachmentInfo], tag: UInt64) throws -> [SharedStorage] {
+        infos.isEmpty ? [] : try receive(infos, tag: tag)
     }
 }
 
-/// The carrier for a connection: descriptors when the peer shares a descriptor channel
-/// with this process, streamed bytes otherwise.
-func makeCarrier(channel: any Channel, descriptors: DescriptorChannel?, limits: WireLimits) -> any AttachmentCarrier {
-    if let descriptors { return AttachmentTransport(descriptors: descriptors, channel: channel) }
-    return StreamedAttachments(channel: channel, maxAttachmentLength: limits.maxAttachmentLength)
+/// The carrier for a connection written by `writer`: descriptors when the peer shares a
+/// descriptor channel with this process, streamed bytes otherwise.
+func makeCarrier(writer: ConnectionWriter, descriptors: DescriptorChannel?, limits: WireLimits) -> any AttachmentCarrier {
+    if let descriptors { return AttachmentTransport(descriptors: descriptors, writer: writer) }
+    return StreamedAttachments(maxAttachmentLength: limits.maxAttachmentLength)
 }

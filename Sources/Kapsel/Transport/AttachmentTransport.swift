@@ -23,13 +23,13 @@ import Glibc
 /// the next message this side writes (see `ReleaseSender`).
 final class AttachmentTransport: AttachmentCarrier {
     private let descriptors: DescriptorChannel
-    private let channel: any Channel
+    /// The connection's writer, for the messages this transport sends of its own
+    /// (weak: the writer holds this transport).
+    private weak let writer: ConnectionWriter?
     private let lent = Mutex<[UInt64: RemoteHold]>([:])
     /// This side asked the peer for its tokens and none has come since.
     private let askedForReleases = Atomic<Bool>(false)
     private let nextToken = Atomic<UInt64>(1)
-    /// Writes handed to the connection's event loop and not carried out yet.
-    private let writesOffLoop = Atomic<Int>(0)
     /// The names of the slots this side lent to the peer.
     private let names = Mutex(LentSlotNames())
     /// The peer's pool slots this side keeps between loans, by the peer's names.
@@ -37,49 +37,26 @@ final class AttachmentTransport: AttachmentCarrier {
     /// Tokens of the peer's slots this side has dropped, on their way back.
     private let releases: ReleaseSender
 
-    init(descriptors: DescriptorChannel, channel: any Channel) {
+    init(descriptors: DescriptorChannel, writer: ConnectionWriter) {
         self.descriptors = descriptors
-        self.channel = channel
-        self.releases = ReleaseSender(channel: channel)
+        self.writer = writer
+        self.releases = ReleaseSender(writer: writer)
     }
 
-    /// Descriptors first, then the frame, so the peer finds them when it reads the
+    /// Sends the message's descriptors now, so the peer finds them when it reads the
     /// message; the release tokens waiting to go back to the peer go just before it.
-    ///
-    /// Frames leave in the order of the calls: a write off the connection's event loop
-    /// is carried out by the loop later, so one made on the loop while such writes are
-    /// pending queues behind them instead of overtaking them.
-    func write(_ message: WireMessage, attachments: [SharedStorage]) throws {
-        var message = message
-        if !attachments.isEmpty, let tag = message.attachmentTag {
-            message = message.withAttachments(try send(attachments, tag: tag))
-        }
+    func frames(for message: OutgoingMessage) throws -> [ConnectionWriter.Frame] {
+        let attachments = message.attachments
+        let infos = attachments.isEmpty ? [] : try send(attachments, tag: message.tag)
+        let frame = ConnectionWriter.Frame.message(message.message(announcing: infos))
         let tokens = releases.takePending()
-        let released = tokens.isEmpty ? nil : WireMessage.released(tokens: tokens).frame(allocator: channel.allocator)
-        let frame = message.frame(allocator: channel.allocator)
-        if channel.eventLoop.inEventLoop, writesOffLoop.load(ordering: .acquiring) == 0 {
-            writeNow(released, frame)
-        } else {
-            writesOffLoop.add(1, ordering: .releasing)
-            channel.eventLoop.execute {
-                self.writeNow(released, frame)
-                self.writesOffLoop.subtract(1, ordering: .releasing)
-            }
-        }
-    }
-
-    /// On the connection's loop.
-    private func writeNow(_ released: ByteBuffer?, _ frame: ByteBuffer) {
-        if let released { channel.write(released, promise: nil) }
-        channel.writeAndFlush(frame, promise: nil)
+        return tokens.isEmpty ? [frame] : [.message(.released(tokens: tokens)), frame]
     }
 
     /// Nothing is streamed over a connection with a descriptor channel.
     func received(_ chunk: AttachmentChunk) throws {
         throw SharedMemoryError("an attachment chunk arrived on a connection that passes descriptors")
     }
-
-    func writabilityChanged() {}
 
     /// Sends the descriptors of `storages` for message `tag` (but for pool slots the
     /// peer keeps); returns what the message must say about them.
@@ -115,7 +92,7 @@ final class AttachmentTransport: AttachmentCarrier {
     }
 
     /// Receives the attachments `infos` announce for message `tag`.
-    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> SharedAttachmentReader {
+    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> [SharedStorage] {
         var received = try descriptors.receive(tag: tag, count: infos.count { !$0.isKept })[...]
         // Whatever is left on failure was never adopted.
         defer { received.forEach { close($0) } }
@@ -127,7 +104,7 @@ final class AttachmentTransport: AttachmentCarrier {
             let release: (@Sendable () -> Void)? = token == 0 ? nil : { @Sendable in releases.add(token) }
             storages.append(SharedStorage(segment: segment, onRelease: release))
         }
-        return SharedAttachmentReader(storages: storages)
+        return storages
     }
 
     /// Maps the memory `descriptor` brings, keeping it under its name if it has one (or
@@ -179,7 +156,7 @@ final class AttachmentTransport: AttachmentCarrier {
     private func poolGone(_ pool: UInt64) {
         let gone = names.withLock { $0.poolGone(pool) }
         guard !gone.isEmpty else { return }
-        channel.writeAndFlush(WireMessage.forget(names: gone).frame(allocator: channel.allocator), promise: nil)
+        writer?.sendSoon(.forget(names: gone))
     }
 
     /// The peer dropped its last views of these lent slots.
@@ -200,6 +177,6 @@ final class AttachmentTransport: AttachmentCarrier {
     /// once until some come back.
     private func askForReleases() {
         guard askedForReleases.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-        channel.writeAndFlush(WireMessage.releasesWanted.frame(allocator: channel.allocator), promise: nil)
+        writer?.sendSoon(.releasesWanted)
     }
 }

@@ -36,11 +36,14 @@ final class ReleaseSender: Sendable {
         }
     }
 
-    private let channel: any Channel
+    /// The connection's writer (weak: the writer holds the carrier that holds this).
+    private weak let writer: ConnectionWriter?
+    private let eventLoop: any EventLoop
     private let state = Mutex(State())
 
-    init(channel: any Channel) {
-        self.channel = channel
+    init(writer: ConnectionWriter) {
+        self.writer = writer
+        self.eventLoop = writer.eventLoop
     }
 
     /// Queues `token`; sends it at once if the peer waits for a slot.
@@ -67,14 +70,16 @@ final class ReleaseSender: Sendable {
         state.withLock { $0.take() }
     }
 
+    /// Sends what is pending from the event loop, outside whatever lock the caller holds
+    /// (a slot is often dropped while its dropper holds one).
     private func scheduleSend() {
-        channel.eventLoop.execute { [self] in
+        eventLoop.execute { [self] in
             let tokens = state.withLock { state in
                 state.scheduled = false
                 return state.take()
             }
             guard !tokens.isEmpty else { return }
-            channel.writeAndFlush(WireMessage.released(tokens: tokens).frame(allocator: channel.allocator), promise: nil)
+            writer?.send(.plain(.released(tokens: tokens)))
         }
     }
 }

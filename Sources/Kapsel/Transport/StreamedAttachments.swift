@@ -1,4 +1,3 @@
-import DequeModule
 import KapselSharedMemory
 import KapselWire
 import NIOCore
@@ -8,9 +7,10 @@ import Synchronization
 /// descriptor channel with this process (daemons on other machines).
 ///
 /// Sending: each attachment goes in chunks ahead of its message, copied once from the
-/// shared memory into the outgoing buffer, and only while the connection is writable:
-/// whatever the size, at most a few chunks are buffered. Every message goes through
-/// the same queue, so none overtakes another's attachments.
+/// shared memory into the outgoing buffer by the connection's writer, and only while
+/// the connection is writable: whatever the size, at most a few chunks are buffered.
+/// Every frame goes through the writer's one queue, so none overtakes another's
+/// attachments.
 ///
 /// Receiving: the first chunk of an attachment allocates a shared segment of its size
 /// (refused above `maxAttachmentLength`); the chunks are written straight into it, the
@@ -19,11 +19,6 @@ import Synchronization
 final class StreamedAttachments: AttachmentCarrier {
     /// Bytes per chunk.
     static let chunkLength = 256 << 10
-
-    private enum Item {
-        case frame(ByteBuffer)
-        case attachment(tag: UInt64, index: UInt32, storage: SharedStorage, offset: Int)
-    }
 
     private struct Incoming {
         let segment: SharedSegment
@@ -35,72 +30,22 @@ final class StreamedAttachments: AttachmentCarrier {
         let index: UInt32
     }
 
-    private let channel: any Channel
     private let maxAttachmentLength: Int
-    private let outgoing = Mutex<Deque<Item>>([])
     private let incoming = Mutex<[Key: Incoming]>([:])
 
-    init(channel: any Channel, maxAttachmentLength: Int) {
-        self.channel = channel
+    init(maxAttachmentLength: Int) {
         self.maxAttachmentLength = maxAttachmentLength
     }
 
-    func write(_ message: WireMessage, attachments: [SharedStorage]) throws {
-        var message = message
-        var items: [Item] = []
-        if !attachments.isEmpty, let tag = message.attachmentTag {
-            message = message.withAttachments(attachments.map { AttachmentInfo(byteCount: UInt64($0.segment.byteCount)) })
-            for (index, storage) in attachments.enumerated() {
-                items.append(.attachment(tag: tag, index: UInt32(index), storage: storage, offset: 0))
-            }
+    /// The message's attachments as chunks ahead of it, which the writer copies from the
+    /// shared memory one at a time as the connection takes them.
+    func frames(for message: OutgoingMessage) throws -> [ConnectionWriter.Frame] {
+        let attachments = message.attachments
+        var frames = attachments.enumerated().map { index, storage in
+            ConnectionWriter.Frame.chunks(tag: message.tag, index: UInt32(index), storage: storage, offset: 0)
         }
-        items.append(.frame(message.frame(allocator: channel.allocator)))
-        outgoing.withLock { $0.append(contentsOf: items) }
-        if channel.eventLoop.inEventLoop {
-            pump()
-        } else {
-            channel.eventLoop.execute { self.pump() }
-        }
-    }
-
-    func writabilityChanged() {
-        pump()
-    }
-
-    /// Writes queued frames and chunks while the connection takes them (on its loop).
-    private func pump() {
-        var wrote = false
-        while channel.isWritable, let frame = nextFrame() {
-            channel.write(frame, promise: nil)
-            wrote = true
-            if frame.readableBytes > 4096 { channel.flush() }
-        }
-        if wrote { channel.flush() }
-    }
-
-    /// The next frame to write: a queued message, or the next chunk of an attachment.
-    private func nextFrame() -> ByteBuffer? {
-        outgoing.withLock { queue -> ByteBuffer? in
-            guard let head = queue.first else { return nil }
-            switch head {
-            case .frame(let frame):
-                queue.removeFirst()
-                return frame
-            case .attachment(let tag, let index, let storage, let offset):
-                let total = storage.segment.byteCount
-                let length = min(Self.chunkLength, total - offset)
-                let frame = AttachmentChunk.frame(
-                    tag: tag, index: index, byteCount: UInt64(total), offset: UInt64(offset),
-                    bytes: UnsafeRawBufferPointer(start: storage.segment.payload + offset, count: length), allocator: channel.allocator
-                )
-                if offset + length == total {
-                    queue.removeFirst()
-                } else {
-                    queue[0] = .attachment(tag: tag, index: index, storage: storage, offset: offset + length)
-                }
-                return frame
-            }
-        }
+        frames.append(.message(message.message(announcing: attachments.map { AttachmentInfo(byteCount: UInt64($0.segment.byteCount)) })))
+        return frames
     }
 
     func received(_ chunk: AttachmentChunk) throws {
@@ -126,7 +71,7 @@ final class StreamedAttachments: AttachmentCarrier {
         }
     }
 
-    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> SharedAttachmentReader {
+    func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> [SharedStorage] {
         if let named = infos.first(where: \.isKept) {
             throw SharedMemoryError("an attachment names shared memory \(named.name) kept from before, on a connection that streams every attachment")
         }
@@ -139,11 +84,11 @@ final class StreamedAttachments: AttachmentCarrier {
                 return entry.segment
             }
         }
-        return SharedAttachmentReader(storages: segments.map { segment in
+        return segments.map { segment in
             let storage = SharedStorage(segment: segment)
             storage.freeze()
             return storage
-        })
+        }
     }
 
     /// Streamed memory is a copy: nothing is lent, nothing comes back.
@@ -156,7 +101,6 @@ final class StreamedAttachments: AttachmentCarrier {
     func peerForgot(_ names: [UInt64]) {}
 
     func connectionClosed() {
-        outgoing.withLock { $0.removeAll() }
         incoming.withLock { $0.removeAll() }
     }
 }

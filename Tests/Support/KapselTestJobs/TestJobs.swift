@@ -7,7 +7,7 @@ import Glibc
 /// Every job type the test daemon knows.
 public enum TestJobs {
     public static let all: [any Job.Type] = [
-        Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self,
+        Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self, SlowCrashOnce.self,
         Fail.self, FailTyped.self, WhoAmI.self, StoreSetting.self, ReadSetting.self, CorruptConnection.self,
         WriteMarker.self, Shapes.self, ReadSettingSlowly.self, PreconditionFailure.self,
         MapStep.self, ReadEnvironment.self, BusyFor.self,
@@ -179,6 +179,26 @@ public struct CrashOnce: Job {
             close(fd)
             CrashKind.segfault.perform()
         }
+        return value
+    }
+}
+
+/// Sleeps `milliseconds`, then crashes its daemon (SIGSEGV) the first time it runs, creating
+/// `markerPath`; once the marker exists it sleeps as long and returns `value`.
+public struct SlowCrashOnce: Job {
+    public var markerPath: String
+    public var milliseconds: Int
+    public var value: Int
+    public init(markerPath: String, milliseconds: Int, value: Int) {
+        self.markerPath = markerPath
+        self.milliseconds = milliseconds
+        self.value = value
+    }
+    public func run() async throws -> Int {
+        let firstRun = access(markerPath, F_OK) != 0
+        if firstRun { close(open(markerPath, O_CREAT | O_WRONLY, 0o644)) }
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        if firstRun { CrashKind.segfault.perform() }
         return value
     }
 }

@@ -24,13 +24,9 @@ extension Daemons {
     ) async throws -> A {
         guard case .host(let host) = actorSystem.role else { preconditionFailure("a pool's actor system is a host") }
         let id = actorSystem.mintHostID()
-        let writer = SharedAttachmentWriter(inlineLimit: options.largeArrayThreshold)
-        let payload = try CompactEncoder(userInfo: [.actorSystemKey: actorSystem]).encode(configuration, attachments: writer)
-        let creation = ActorCreation(typeName: A.actorTypeName, payload: payload, attachments: writer.storages, placement: placement, restart: restart, pooled: false)
-        _ = try await host.call(
-            id, kind: .create, target: A.actorTypeName, display: "\(A.actorTypeName).init", payload: payload,
-            attachments: writer.storages, timeout: nil, creation: creation
-        )
+        let envelope = try encode(configuration)
+        let creation = ActorCreation(typeName: A.actorTypeName, envelope: envelope, placement: placement, restart: restart, pooled: false)
+        _ = try await host.call(id, kind: .create, target: A.actorTypeName, display: "\(A.actorTypeName).init", envelope: envelope, timeout: nil, creation: creation)
         return try proxy(of: id, as: type, host: host)
     }
 
@@ -53,9 +49,9 @@ extension Daemons {
     public func pooled<A: KapselActor>(_ type: A.Type, configuration: A.Configuration) async throws -> A {
         guard case .host(let host) = actorSystem.role else { preconditionFailure("a pool's actor system is a host") }
         let id = actorSystem.mintHostID()
-        let creation = ActorCreation(typeName: A.actorTypeName, payload: .init(), attachments: [], placement: .leastLoaded, restart: .recreate, pooled: true)
+        let creation = ActorCreation(typeName: A.actorTypeName, envelope: Envelope(payload: .init()), placement: .leastLoaded, restart: .recreate, pooled: true)
         dispatcher.perform { state in
-            state.routes[id] = DispatcherState.ActorRoute(slot: -1, instance: 0, creation: creation, state: .live)
+            state.registerPooled(id, creation: creation)
             return []
         }
         for result in await everywhere(PooledActorCreation<A>(id: id, configuration: configuration)) {

@@ -4,8 +4,8 @@ import KapselWire
 /// Effects the dispatcher's state machine asks its shell to carry out, in order,
 /// after the lock is released (sends and closes are queued on their link before that).
 enum DispatcherAction {
-    /// Send a message (and the shared memory it refers to) to a daemon.
-    case send(any DaemonLink, WireMessage, attachments: [SharedStorage] = [])
+    /// Send a message (with the shared memory its envelope carries) to a daemon.
+    case send(any DaemonLink, OutgoingMessage)
     /// Close a daemon connection, after what was sent to it before.
     case close(any DaemonLink)
     /// Resolve a job.
@@ -16,6 +16,8 @@ enum DispatcherAction {
     case signal(pid: Int32, signal: Int32)
     /// Deliver `event` to `timerFired(_:)` after `after`.
     case schedule(TimerEvent, after: Duration)
+    /// The timer of `event` is no longer needed (its job or call ended); firing anyway is harmless.
+    case cancelTimer(TimerEvent)
     /// Resume tasks waiting for every daemon to be online.
     case resumeReadiness([CheckedContinuation<Void, any Error>], Result<Void, DaemonsError>)
     /// Resume tasks waiting for every daemon process to be gone.
@@ -23,9 +25,9 @@ enum DispatcherAction {
 }
 
 /// Something the dispatcher must look at again later.
-enum TimerEvent: Sendable {
-    /// A running job's time-out.
-    case timeout(job: UInt64)
+enum TimerEvent: Sendable, Hashable {
+    /// The time limit of one attempt of a job: the `attempt`-th time it was sent.
+    case timeout(job: UInt64, attempt: Int)
     /// The grace a cancelled job has to stop before its daemon is killed.
     case cancelGrace(slot: Int, instance: Int, job: UInt64)
     /// The time a daemon that closed its connection has to exit before it is killed.
@@ -34,4 +36,13 @@ enum TimerEvent: Sendable {
     case stopGrace(slot: Int, instance: Int)
     /// An actor call's time limit.
     case callTimeout(call: UInt64)
+
+    /// Whether the shell keeps the timer so that `cancelTimer` can drop it: time limits
+    /// may be long and are usually outlived; graces are short and usually fire.
+    var isCancellable: Bool {
+        switch self {
+        case .timeout, .callTimeout: true
+        case .cancelGrace, .disconnectGrace, .stopGrace: false
+        }
+    }
 }

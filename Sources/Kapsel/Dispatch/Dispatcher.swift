@@ -23,6 +23,8 @@ final class Dispatcher: Sendable {
     /// Set by `start`, once the host listens and launchers know where daemons connect.
     private let launcher = Mutex<(any SlotLauncher)?>(nil)
     private let timerLoop: any EventLoop
+    /// Timers that may be cancelled (`TimerEvent.isCancellable`), until they fire or are.
+    private let timers = Mutex<[TimerEvent: Scheduled<Void>]>([:])
 
     init(state: DispatcherState, timerLoop: any EventLoop) {
         self.state = Mutex(state)
@@ -44,7 +46,7 @@ final class Dispatcher: Sendable {
             let actions = event(&state)
             for action in actions {
                 switch action {
-                case .send(let link, let message, let attachments): link.enqueue(message, attachments: attachments)
+                case .send(let link, let message): link.enqueue(message)
                 case .close(let link): link.enqueueClose()
                 default: break
                 }
@@ -66,7 +68,7 @@ final class Dispatcher: Sendable {
 
     private func execute(_ action: DispatcherAction) {
         switch action {
-        case .send(let link, _, _), .close(let link):
+        case .send(let link, _), .close(let link):
             link.flush()
         case .resolve(let resolver, let outcome):
             if resolver.resolve(outcome) {
@@ -78,10 +80,22 @@ final class Dispatcher: Sendable {
             launcher.withLock { $0 }?.launch(slot: slot, instance: instance, token: token, dispatcher: self)
         case .signal(let pid, let signal):
             ProcessSupervisor.shared.signal(pid, signal)
+        case .schedule(let event, let delay) where event.isCancellable:
+            // Scheduled under the table's lock, so that a timer firing at once finds
+            // itself in the table. One cancelled before it is kept here (its job ended
+            // that fast) fires later and finds nothing to do.
+            timers.withLock { timers in
+                timers[event] = timerLoop.scheduleTask(in: TimeAmount(delay)) {
+                    self.timers.withLock { _ = $0.removeValue(forKey: event) }
+                    self.perform { $0.timerFired(event) }
+                }
+            }
         case .schedule(let event, let delay):
             timerLoop.scheduleTask(in: TimeAmount(delay)) {
                 self.perform { $0.timerFired(event) }
             }
+        case .cancelTimer(let event):
+            timers.withLock { $0.removeValue(forKey: event) }?.cancel()
         case .resumeReadiness(let waiters, let result):
             for waiter in waiters { waiter.resume(with: result.mapError { $0 as any Error }) }
         case .resumeStopped(let waiters):

@@ -1,0 +1,163 @@
+import DequeModule
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Daemons that end in the dispatcher's state machine: process exits, lost daemons
+/// deployed by hand, failed starts, and slots given up.
+extension DispatcherState {
+    /// The process of `slot` has ended and been reaped.
+    mutating func processExited(slot index: Int, instance: Int, termination: ProcessTermination, output: String?) -> [DispatcherAction] {
+        guard slots[index].instance == instance else { return [] }
+        return slotEnded(index, instance: instance, termination: termination, output: output)
+    }
+
+    /// The daemon of `slot` is gone: its process ended (`termination`), or, for a daemon
+    /// deployed by hand, its connection did (nil). What it held resolves or waits again,
+    /// and the slot starts over (or parks, or is given up).
+    mutating func slotEnded(_ index: Int, instance: Int, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
+        let neverOnline = slots[index].isStarting
+        let departure = slots[index].departure
+        var actions: [DispatcherAction] = []
+        if let link = slots.disconnect(index) { actions.append(.close(link)) }
+        slots.revokeToken(of: index)
+        if phase == .stopping {
+            slots[index].state = .stopped
+            return actions + stoppedActions()
+        }
+        let identity = DaemonIdentity(index: index, instance: instance, pid: nil)
+        actions += actorsLost(index, instance: instance, termination: termination, output: output)
+        // A daemon that exits because its connection broke (a cut link noticed on its
+        // side first) lost the connection: it did not crash.
+        let lostHost = termination == .exited(code: DaemonExitCode.hostLost.rawValue)
+        let cause = departure.killCause ?? (lostHost ? .connectionFailed("the daemon lost its connection to the host and exited") : nil)
+        let retirement = departure.retiring ?? termination.flatMap(Self.retirement)
+        let inFlight = slots[index].inFlight
+        slots[index].inFlight = []
+
+        // The daemon runs what it was sent in order: the first job still held was
+        // running, the rest never started and simply go back to wait.
+        var waitAgain: [UInt64] = []
+        for (position, id) in inFlight.enumerated() {
+            guard let record = jobs.attemptEnded(id) else { continue }
+            if let deadline = record.deadline { actions.append(.cancelTimer(deadline)) }
+            if position > 0 {
+                waitAgain.append(id)
+                continue
+            }
+            if record.setupTemplate != nil { slots[index].startFailures += 1 }
+            if jobs.consumeRetry(id) {
+                waitAgain.append(id)
+                continue
+            }
+            _ = jobs.remove(id)
+            let error: JobError = switch cause {
+            case .connectionFailed(let reason):
+                JobError(.connectionLost, "the connection to the daemon failed: \(reason)", jobType: record.jobType, daemon: identity, termination: termination)
+            case .unresponsive, nil:
+                JobError(.crashed, "the daemon died with \(Self.explain(termination)) while running the job", jobType: record.jobType, daemon: identity, termination: termination, daemonOutput: output)
+            }
+            actions.append(.resolve(record.resolver, .failure(error)))
+        }
+        if neverOnline {
+            slots[index].startFailures += 1
+            slots[index].lastFailure = "it exited with \(Self.explain(termination)) before connecting" + (output.map { "; its output:\n\($0)" } ?? "")
+        } else if cause == nil, retirement == nil {
+            slots[index].crashed += 1
+            slots[index].lastFailure = "it died with \(Self.explain(termination))" + (output.map { "; its output:\n\($0)" } ?? "")
+        }
+        // Setup jobs return to the slot (rebuildSetup orders them); other jobs wait at
+        // the front of the queue they came from.
+        for id in waitAgain.reversed() {
+            if mode == .dispatcher, jobs[id]?.setupTemplate == nil {
+                jobs.requeueFirst(id)
+            } else {
+                slots[index].pinned.prepend(id)
+            }
+        }
+
+        if slots[index].startFailures >= maxStartFailures {
+            actions += failSlot(index)
+        } else if retirement == .idle, waitAgain.isEmpty, !slots[index].pinned.contains(where: { jobs[$0]?.setupTemplate == nil }) {
+            // Retired for want of work: started again when jobs wait.
+            slots[index].state = .parked
+            rebuildSetup(index)
+        } else {
+            rebuildSetup(index)
+            actions.append(relaunch(index))
+        }
+        actions += dispatchToIdle()
+        actions += readinessActions()
+        return actions
+    }
+
+    /// The retirement a daemon's own exit code says, if it says one.
+    private static func retirement(_ termination: ProcessTermination) -> DaemonExitCode? {
+        guard case .exited(let code) = termination, let known = DaemonExitCode(rawValue: code), known.isRetirement else { return nil }
+        return known
+    }
+
+    /// A termination, with the meaning of a daemon's own exit codes (nil: a daemon known
+    /// only by its connection, which was lost).
+    static func explain(_ termination: ProcessTermination?) -> String {
+        guard let termination else { return "the loss of its connection" }
+        if case .exited(let code) = termination, code != 0, let known = DaemonExitCode(rawValue: code) {
+            return "\(termination) (\(known))"
+        }
+        return "\(termination)"
+    }
+
+    /// A slot could not start a process.
+    mutating func startFailed(_ index: Int, _ reason: String) -> [DispatcherAction] {
+        slots[index].startFailures += 1
+        slots[index].lastFailure = reason
+        var actions: [DispatcherAction]
+        if slots[index].startFailures >= maxStartFailures {
+            actions = failSlot(index)
+        } else {
+            actions = [relaunch(index)]
+        }
+        actions += readinessActions()
+        return actions
+    }
+
+    /// Puts the setup jobs of every template first in a new instance's pinned queue,
+    /// keeping the records of setup runs someone awaits.
+    private mutating func rebuildSetup(_ index: Int) {
+        let pinned = slots[index].pinned
+        var rebuilt: Deque<UInt64> = []
+        for (templateIndex, template) in jobs.templates.enumerated() {
+            if let existing = pinned.first(where: { jobs[$0]?.setupTemplate == templateIndex }) {
+                rebuilt.append(existing)
+            } else {
+                let id = jobs.makeInternalID()
+                jobs.add(JobQueue.Record(id: id, jobType: template.jobType, envelope: template.envelope, resolver: SetupRunRecorder(), timeout: nil,
+                                         retriesLeft: 0, setupTemplate: templateIndex, call: nil))
+                rebuilt.append(id)
+            }
+        }
+        rebuilt.append(contentsOf: pinned.filter { jobs[$0]?.setupTemplate == nil })
+        slots[index].pinned = rebuilt
+    }
+
+    /// Gives up on a slot that keeps failing to start; when no slot is left, every waiting job fails.
+    private mutating func failSlot(_ index: Int) -> [DispatcherAction] {
+        slots[index].state = .failed
+        var actions = actorsOnFailedSlot(index)
+        var failed = Array(slots[index].pinned)
+        slots[index].pinned = []
+        if slots.allSatisfy(\.hasFailed) { failed += jobs.takeAllWaiting() }
+        for id in failed {
+            guard let record = jobs.remove(id) else { continue }
+            actions.append(.resolve(record.resolver, .failure(unavailableError(jobType: record.jobType))))
+        }
+        return actions
+    }
+
+    /// The error of a job no daemon can run, with why each slot failed.
+    func unavailableError(jobType: String) -> JobError {
+        let reasons = slots.all.compactMap { slot in slot.lastFailure.map { "daemon \(slot.index): \($0)" } }
+        return JobError(.daemonsUnavailable, "no daemon can run the job: they failed to start. " + reasons.joined(separator: "; "), jobType: jobType)
+    }
+}

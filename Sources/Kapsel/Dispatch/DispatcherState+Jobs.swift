@@ -1,0 +1,210 @@
+import KapselWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Jobs in the dispatcher's state machine: submitting, handing out, answers, time limits,
+/// cancellation and daemons that retire.
+extension DispatcherState {
+    // MARK: Submitting
+
+    /// A new job. `id` must be unique.
+    mutating func submit(id: UInt64, jobType: String, envelope: Envelope, resolver: any JobResolver, timeout: Duration?, retries: Int) -> [DispatcherAction] {
+        guard phase == .running else {
+            return [.resolve(resolver, .failure(JobError(.stopped, "the daemons were stopped before the job was submitted", jobType: jobType)))]
+        }
+        guard let target = slots.nextTarget() else {
+            return [.resolve(resolver, .failure(unavailableError(jobType: jobType)))]
+        }
+        jobs.add(JobQueue.Record(id: id, jobType: jobType, envelope: envelope, resolver: resolver, timeout: timeout, retriesLeft: max(0, retries), setupTemplate: nil, call: nil))
+        switch mode {
+        case .dispatcher:
+            jobs.enqueue(id)
+            return dispatchToIdle()
+        case .roundRobin:
+            slots[target].pinned.append(id)
+            return dispatch(target)
+        }
+    }
+
+    /// Adds a setup job run first on every daemon, now and on every daemon that starts
+    /// later. `resolvers[i]` receives the result of the run on slot `i` now.
+    mutating func everywhere(jobType: String, envelope: Envelope, resolvers: [any JobResolver]) -> [DispatcherAction] {
+        guard phase == .running else {
+            return resolvers.map { .resolve($0, .failure(JobError(.stopped, "the daemons were stopped", jobType: jobType))) }
+        }
+        let template = jobs.addTemplate(JobQueue.SetupTemplate(jobType: jobType, envelope: envelope))
+        var actions: [DispatcherAction] = []
+        for (index, resolver) in zip(slots.indices, resolvers) {
+            if slots[index].hasFailed {
+                actions.append(.resolve(resolver, .failure(unavailableError(jobType: jobType))))
+                continue
+            }
+            let id = jobs.makeInternalID()
+            jobs.add(JobQueue.Record(id: id, jobType: jobType, envelope: envelope, resolver: resolver, timeout: nil, retriesLeft: 0, setupTemplate: template, call: nil))
+            slots[index].pinned.append(id)
+            actions += dispatch(index)
+        }
+        return actions
+    }
+
+    // MARK: Handing out
+
+    /// Gives waiting jobs to idle daemons, starting parked slots for them.
+    mutating func dispatchToIdle() -> [DispatcherAction] {
+        var actions = unparkForWaitingJobs()
+        for index in slots.indices where !jobs.waiting.isEmpty && slots[index].isOnline && slots[index].inFlight.isEmpty {
+            actions += dispatch(index)
+        }
+        return actions
+    }
+
+    /// Starts daemons again in parked slots while jobs wait for them: one per queued job
+    /// beyond the daemons that can take one, and any slot with jobs of its own waiting
+    /// (its setup jobs alone do not count: they run whenever it starts).
+    private mutating func unparkForWaitingJobs() -> [DispatcherAction] {
+        guard phase == .running else { return [] }
+        var wanted = jobs.waiting.count - slots.all.filter { $0.isStarting || ($0.isOnline && $0.inFlight.isEmpty) }.count
+        var actions: [DispatcherAction] = []
+        for index in slots.indices where slots[index].isParked {
+            let ownWork = slots[index].pinned.contains { jobs[$0]?.setupTemplate == nil }
+            guard wanted > 0 || ownWork else { continue }
+            wanted -= 1
+            actions.append(relaunch(index))
+        }
+        return actions
+    }
+
+    /// Sends `slot` what it may run now: in dispatcher mode one job (its pinned jobs
+    /// first, then the queue) when it is idle; in round-robin mode everything pinned.
+    /// Each send starts an attempt, with its own deadline.
+    mutating func dispatch(_ index: Int) -> [DispatcherAction] {
+        guard slots[index].acceptsWork, let link = slots[index].link else { return [] }
+        var actions: [DispatcherAction] = []
+        while mode == .roundRobin || slots[index].inFlight.isEmpty {
+            guard let id = slots[index].pinned.popFirst() ?? (mode == .dispatcher ? jobs.takeNextWaiting() : nil) else { break }
+            guard let record = jobs.send(id, to: index) else { continue }
+            slots[index].inFlight.append(id)
+            slots[index].assigned += 1
+            if let call = record.call {
+                actions.append(.send(link, .call(callID: id, kind: .invoke, actor: call.actor.wire, name: call.target, record.envelope)))
+            } else {
+                actions.append(.send(link, .run(requestID: id, jobType: record.jobType, record.envelope)))
+            }
+            if let deadline = record.deadline, let timeout = record.timeout { actions.append(.schedule(deadline, after: timeout)) }
+        }
+        return actions
+    }
+
+    // MARK: Answers
+
+    /// The daemon in `slot` answered request `requestID`.
+    mutating func jobFinished(slot index: Int, instance: Int, requestID: UInt64, completion: Completion) -> [DispatcherAction] {
+        guard slots[index].instance == instance, slots[index].isOnline else { return [] }
+        guard let position = slots[index].inFlight.firstIndex(of: requestID) else { return [] }
+        slots[index].inFlight.remove(at: position)
+        slots[index].complete += 1
+        // The daemon's next job goes out before this one resolves: resolving runs the
+        // submitter's callbacks (decoding the output, starting more work), and the
+        // daemon would sit idle through them.
+        var actions = dispatch(index)
+        if let record = jobs.remove(requestID) {
+            if record.setupTemplate == nil { slots[index].startFailures = 0 }
+            if let deadline = record.deadline { actions.append(.cancelTimer(deadline)) }
+            let outcome: JobOutcome = switch completion {
+            case .value(let envelope): .value(envelope)
+            case .failure(let report): .failure(JobError(report: report, jobType: record.jobType, daemon: slots[index].identity))
+            }
+            actions.append(.resolve(record.resolver, outcome))
+        }
+        actions += dismissIfRetired(index)
+        return actions
+    }
+
+    // MARK: Retiring
+
+    /// The daemon of `slot` says it retires (`exitCode`): it gets no more work, and is told
+    /// to exit once it has answered what it holds.
+    mutating func daemonRetiring(slot index: Int, instance: Int, exitCode: UInt8) -> [DispatcherAction] {
+        guard slots[index].instance == instance, let link = slots[index].link else { return [] }
+        guard let code = DaemonExitCode(rawValue: Int32(exitCode)), code.isRetirement else { return [.close(link)] }
+        slots[index].noteRetiring(code)
+        // Jobs waiting for this slot only (round-robin) wait for the next daemon in it.
+        return dismissIfRetired(index)
+    }
+
+    /// Replaces the daemon of `slot` by a fresh one, as if it retired: it gets no more
+    /// work, finishes what it holds, and exits; a new daemon takes the slot. Its actors
+    /// are lost with it. Returns the instance the slot has now.
+    mutating func restart(slot index: Int) -> (instance: Int, actions: [DispatcherAction]) {
+        guard slots.indices.contains(index) else { return (0, []) }
+        guard phase == .running, slots[index].acceptsWork else { return (slots[index].instance, []) }
+        slots[index].noteRetiring(.wallTime)
+        return (slots[index].instance, dismissIfRetired(index))
+    }
+
+    /// Sends `shutdown` to a retiring daemon that holds nothing any more.
+    func dismissIfRetired(_ index: Int) -> [DispatcherAction] {
+        guard case .online(let link, _, let departure) = slots[index].state, departure.retiring != nil,
+              slots[index].inFlight.isEmpty, actors.perSlot[index].sent.isEmpty else { return [] }
+        return [.send(link, .plain(.shutdown))]
+    }
+
+    // MARK: Cancellation and time limits
+
+    /// Cancels a job on behalf of its handle.
+    mutating func cancel(job id: UInt64) -> [DispatcherAction] {
+        guard let record = jobs[id] else { return [] }
+        return stop(record, JobError(.cancelled, "the job was cancelled", jobType: record.jobType, daemon: record.slot.map { slots[$0].identity }))
+    }
+
+    /// A scheduled event is due.
+    mutating func timerFired(_ event: TimerEvent) -> [DispatcherAction] {
+        switch event {
+        case .timeout(let id, let attempt):
+            // The deadline of an attempt that ended (its daemon died and the job waits, or
+            // runs again) is not the job's any more.
+            guard jobs.isUnderWay(id, attempt: attempt), let record = jobs[id], let timeout = record.timeout else { return [] }
+            return stop(record, JobError(.timedOut, "the job did not finish within \(timeout)", jobType: record.jobType, daemon: record.slot.map { slots[$0].identity }))
+        case .cancelGrace(let index, let instance, let id):
+            // A daemon still holding a cancelled job is killed.
+            guard slots[index].instance == instance, slots[index].inFlight.contains(id) else { return [] }
+            slots[index].noteKill(.unresponsive)
+            if let pid = slots[index].process?.pid { return [.signal(pid: pid, signal: SIGKILL)] }
+            // A daemon deployed by hand is stopped by closing its connection: it exits.
+            return slots[index].link.map { [.close($0)] } ?? []
+        case .stopGrace(let index, let instance):
+            guard slots[index].instance == instance, let pid = slots[index].process?.pid else { return [] }
+            return [.signal(pid: pid, signal: SIGKILL)]
+        case .callTimeout(let id):
+            guard let call = actors.calls[id] else { return [] }
+            return stopCall(id, JobError(.timedOut, "the call did not finish within \(call.timeout.map { "\($0)" } ?? "its time limit")", jobType: call.display))
+        case .disconnectGrace(let index, let instance):
+            guard slots[index].instance == instance, case .closing(let process?, _) = slots[index].state else { return [] }
+            slots[index].noteKill(.connectionFailed("the daemon closed its connection and did not exit"))
+            return [.signal(pid: process.pid, signal: SIGKILL)]
+        }
+    }
+
+    /// Resolves `record` with `error` and stops its work: a waiting job is dropped; a
+    /// running one is cancelled in its daemon, which is killed if it does not answer
+    /// within the grace period.
+    private mutating func stop(_ record: JobQueue.Record, _ error: JobError) -> [DispatcherAction] {
+        _ = jobs.remove(record.id)
+        var actions: [DispatcherAction] = [.resolve(record.resolver, .failure(error))]
+        guard let index = record.slot else {
+            jobs.withdraw(record.id)
+            for slot in slots.indices {
+                if let position = slots[slot].pinned.firstIndex(of: record.id) { slots[slot].pinned.remove(at: position) }
+            }
+            return actions
+        }
+        if let deadline = record.deadline { actions.append(.cancelTimer(deadline)) }
+        if let link = slots[index].link {
+            actions.append(.send(link, .plain(.cancel(requestID: record.id))))
+        }
+        actions.append(.schedule(.cancelGrace(slot: index, instance: slots[index].instance, job: record.id), after: cancellationGrace))
+        return actions
+    }
+}

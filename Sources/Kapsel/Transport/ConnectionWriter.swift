@@ -1,0 +1,214 @@
+import DequeModule
+import KapselSharedMemory
+import KapselWire
+import NIOCore
+import Synchronization
+
+/// The one way out of a connection: every frame either side sends — handshake,
+/// heartbeats, requests, results, release tokens, streamed chunks — goes through it, in
+/// the order it was queued, whichever threads queue it.
+///
+/// Sending has two steps. `enqueue` queues a message (the host's dispatcher does so
+/// while it holds its lock, so a daemon gets its messages in the order they were
+/// decided). `flush` takes what is queued, one thread at a time (`OrderedOutbox`): each
+/// message's shared memory is carried first by the connection's `AttachmentCarrier`
+/// (descriptors sent, or chunks lined up), then the frames are handed to the
+/// connection's event loop, which writes them in order while the connection is writable
+/// (the FrameEncoder in the pipeline turns messages into bytes). A flush on the loop with
+/// nothing handed over before it writes at once, with no thread hop.
+///
+/// As the host's end of a daemon connection it is the dispatcher's `DaemonLink`.
+final class ConnectionWriter: DaemonLink {
+    /// What the event loop writes.
+    enum Frame: Sendable {
+        /// A message.
+        case message(WireMessage)
+        /// The chunks of a streamed attachment still to go, from `offset`.
+        case chunks(tag: UInt64, index: UInt32, storage: SharedStorage, offset: Int)
+        /// The end of the connection, after everything before it.
+        case close
+    }
+
+    private enum Item: Sendable {
+        case message(OutgoingMessage)
+        case close
+    }
+
+    private struct Ready: ~Copyable {
+        var frames: Deque<Frame> = []
+        /// A write is scheduled on the loop and has not begun.
+        var scheduled = false
+    }
+
+    private let channel: any Channel
+    private let outbox = OrderedOutbox<Item>()
+    private let ready = Mutex(Ready())
+    /// How the connection carries shared memory, once the handshake has chosen it; until
+    /// then messages carry none.
+    private let carrier = Mutex<(any AttachmentCarrier)?>(nil)
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// The connection's event loop.
+    var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// From now on shared memory goes through `carrier`.
+    func install(_ carrier: any AttachmentCarrier) {
+        self.carrier.withLock { $0 = carrier }
+    }
+
+    /// The carrier, once installed.
+    var attachmentCarrier: (any AttachmentCarrier)? {
+        carrier.withLock { $0 }
+    }
+
+    // MARK: Queueing
+
+    func enqueue(_ message: OutgoingMessage) {
+        outbox.enqueue(.message(message))
+    }
+
+    func enqueueClose() {
+        outbox.enqueue(.close)
+    }
+
+    /// Queues `message` and writes what is queued.
+    func send(_ message: OutgoingMessage) {
+        enqueue(message)
+        flush()
+    }
+
+    /// Queues `message` and writes it from the connection's event loop: for callers that
+    /// may hold locks of their own (a dropped slot's release, a pool that waits).
+    func sendSoon(_ message: WireMessage) {
+        enqueue(.plain(message))
+        channel.eventLoop.execute { self.flush() }
+    }
+
+    /// Queues the end of the connection and writes what is queued before it.
+    func close() {
+        enqueueClose()
+        flush()
+    }
+
+    /// Carries and hands over what is queued, in order; returns at once when another
+    /// thread is at it (that thread takes the newcomers too). A message whose shared
+    /// memory cannot be carried becomes a failure saying so when it is an answer; when it
+    /// is a request, the connection is broken and fails with that error.
+    func flush() {
+        outbox.flush { item in
+            switch item {
+            case .message(let message):
+                hand(over: frames(for: message))
+            case .close:
+                hand(over: [.close])
+            }
+        }
+    }
+
+    private func frames(for message: OutgoingMessage) -> [Frame] {
+        guard let carrier = attachmentCarrier else {
+            precondition(message.attachments.isEmpty, "a message carries shared memory before the connection can")
+            return [.message(message.message(announcing: []))]
+        }
+        do {
+            return try carrier.frames(for: message)
+        } catch {
+            if let failed = message.undeliverable(because: error), let frames = try? carrier.frames(for: failed) { return frames }
+            channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the peer: \(error)"))
+            return []
+        }
+    }
+
+    // MARK: Writing, on the loop
+
+    private func hand(over frames: [Frame]) {
+        guard !frames.isEmpty else { return }
+        if channel.eventLoop.inEventLoop {
+            let waiting = ready.withLock { ready in
+                ready.frames.append(contentsOf: frames)
+                return ready.scheduled
+            }
+            // Frames handed over from other threads go first, with the rest.
+            if !waiting { write() }
+        } else {
+            let schedule = ready.withLock { ready in
+                ready.frames.append(contentsOf: frames)
+                defer { ready.scheduled = true }
+                return !ready.scheduled
+            }
+            if schedule { channel.eventLoop.execute { self.writeScheduled() } }
+        }
+    }
+
+    private func writeScheduled() {
+        ready.withLock { $0.scheduled = false }
+        write()
+    }
+
+    /// The connection can take more again (from the handler's `channelWritabilityChanged`).
+    func writabilityChanged() {
+        if channel.isWritable { write() }
+    }
+
+    /// Writes ready frames while the connection takes them, then flushes (on the loop).
+    private func write() {
+        var wrote = false
+        while channel.isWritable, let frame = nextFrame() {
+            switch frame {
+            case .message(let message):
+                channel.write(message, promise: nil)
+                wrote = true
+            case .chunks(let tag, let index, let storage, let offset):
+                // A big frame goes out at once rather than piling up behind others.
+                channel.writeAndFlush(Self.chunk(tag: tag, index: index, storage: storage, offset: offset, allocator: channel.allocator), promise: nil)
+            case .close:
+                channel.flush()
+                channel.close(promise: nil)
+                return
+            }
+        }
+        if wrote { channel.flush() }
+    }
+
+    /// The next frame to write: a message, or one chunk of an attachment being streamed
+    /// (the rest stays first in line). Only the loop takes frames, so the chunk's bytes
+    /// are copied after the lock is released.
+    private func nextFrame() -> Frame? {
+        ready.withLock { ready -> Frame? in
+            guard let head = ready.frames.first else { return nil }
+            guard case .chunks(let tag, let index, let storage, let offset) = head else {
+                return ready.frames.removeFirst()
+            }
+            let next = offset + min(StreamedAttachments.chunkLength, storage.segment.byteCount - offset)
+            if next == storage.segment.byteCount {
+                ready.frames.removeFirst()
+            } else {
+                ready.frames[0] = .chunks(tag: tag, index: index, storage: storage, offset: next)
+            }
+            return head
+        }
+    }
+
+    /// The chunk of `storage` at `offset`, its bytes copied once from the shared memory.
+    private static func chunk(tag: UInt64, index: UInt32, storage: SharedStorage, offset: Int, allocator: ByteBufferAllocator) -> WireMessage {
+        let total = storage.segment.byteCount
+        let length = min(StreamedAttachments.chunkLength, total - offset)
+        var bytes = allocator.buffer(capacity: length)
+        bytes.writeBytes(UnsafeRawBufferPointer(start: storage.segment.payload + offset, count: length))
+        return .attachmentChunk(AttachmentChunk(tag: tag, index: index, byteCount: UInt64(total), offset: UInt64(offset), bytes: bytes))
+    }
+
+    /// The connection closed: what was not written is dropped.
+    func connectionClosed() {
+        ready.withLock { $0.frames.removeAll() }
+        attachmentCarrier?.connectionClosed()
+    }
+
+    var peerAddress: String? {
+        guard let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
