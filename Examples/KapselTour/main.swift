@@ -168,10 +168,10 @@ try await withDaemons(2) { daemons in
 }
 
 // MARK: Daemons over the network
-var remote = DaemonOptions()
-remote.listen = "tls+tcp://127.0.0.1:0"                  // a free port, TLS with a generated and pinned certificate
-remote.launch = .command("env OMP_NUM_THREADS=1 {command}")   // or "srun --mem 512 -n 1 {command}"
-try await withDaemons(2, options: remote) { daemons in
+var network = DaemonOptions()
+network.remote.listen = "tls+tcp://127.0.0.1:0"                 // a free port, TLS with a generated and pinned certificate
+network.launch = .command("env OMP_NUM_THREADS=1 {command}")   // or "srun --mem 512 -n 1 {command}"
+try await withDaemons(2, options: network) { daemons in
     print(daemons.url.hasPrefix("tls+tcp://127.0.0.1:"))  // true: the real port is in the URL
     print(try await daemons.submit(Simulate(mean: 3, sd: 1, n: 1_000)).value > 2)   // true
 }

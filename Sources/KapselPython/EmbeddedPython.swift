@@ -128,7 +128,11 @@ final class EmbeddedPython: Sendable {
     }
 }
 
-/// A value that is only ever used under a lock Swift cannot see (here: the GIL).
+/// A value that is only ever used under a lock Swift cannot see.
+///
+/// `@unchecked Sendable`: it wraps one immutable `let`; its one use holds a Python object
+/// (the helper's dispatch function) that is only touched with the GIL held, which
+/// serializes every thread's use of it.
 struct UnsafeSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

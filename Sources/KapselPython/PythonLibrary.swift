@@ -5,6 +5,11 @@ import Glibc
 /// The few functions of CPython's C API Kapsel calls, found at run time in the
 /// interpreter's shared library (`dlopen`), so Kapsel builds without Python headers and
 /// a daemon can embed whichever interpreter it is given.
+///
+/// `@unchecked Sendable`: every stored property is an immutable `let` holding the address
+/// of a C function, which any thread may hold and copy; the functions themselves are
+/// called only with the GIL held (`EmbeddedPython` takes it around every use), which is
+/// CPython's own rule for them.
 struct PythonLibrary: @unchecked Sendable {
     typealias Object = OpaquePointer
 

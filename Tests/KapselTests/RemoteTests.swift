@@ -15,7 +15,7 @@ extension ProcessTests {
     struct RemoteTests {
         @Test func zeroConfigurationTLSRunsJobsOnDaemonsStartedThroughACommand() async throws {
             try await withTestDaemons(2, configure: { options in
-                options.listen = "tls+tcp://127.0.0.1:0"
+                options.remote.listen = "tls+tcp://127.0.0.1:0"
                 options.launch = .command("env KAPSEL_TEST_WRAPPED=yes {command}")
             }) { daemons in
                 let address = try HostAddress(parsing: daemons.url)
@@ -41,7 +41,7 @@ extension ProcessTests {
 
         @Test func aLauncherOfYourOwnStartsDaemonsFromTheirSelfContainedCommandLine() async throws {
             try await withTestDaemons(2, configure: { options in
-                options.listen = "tls+tcp://127.0.0.1:0"
+                options.remote.listen = "tls+tcp://127.0.0.1:0"
                 options.launch = .custom(BareEnvironmentLauncher())
             }) { daemons in
                 let values = try await daemons.mapValues(0..<10) { Echo($0) }
@@ -53,7 +53,7 @@ extension ProcessTests {
 
         @Test func plainTCPWorksOnLoopbackV4AndV6AndIsRefusedElsewhereUnlessAllowed() async throws {
             for url in ["tcp://127.0.0.1:0", "tcp://[::1]:0"] {
-                try await withTestDaemons(1, configure: { $0.listen = url }) { daemons in
+                try await withTestDaemons(1, configure: { $0.remote.listen = url }) { daemons in
                     #expect(daemons.url.hasPrefix(url.replacing(":0", with: ":")))
                     #expect(daemons.tlsTrust == nil)
                     let answer = try await daemons.submit(Echo(7)).value
@@ -61,7 +61,7 @@ extension ProcessTests {
                 }
             }
             do {
-                try await withTestDaemons(1, configure: { $0.listen = "tcp://0.0.0.0:0" }) { _ in }
+                try await withTestDaemons(1, configure: { $0.remote.listen = "tcp://0.0.0.0:0" }) { _ in }
                 Issue.record("plain TCP off loopback started")
             } catch let error as DaemonsError {
                 #expect(error.message.contains("unencrypted"))
@@ -73,8 +73,8 @@ extension ProcessTests {
 
         @Test func aSilentDaemonIsDroppedWithinTheHeartbeatTimeAndANewOneJoins() async throws {
             try await withTestDaemons(1, configure: { options in
-                options.listen = "tcp://127.0.0.1:0"
-                options.heartbeat = HeartbeatSettings(interval: .milliseconds(100), timeout: .milliseconds(600))
+                options.remote.listen = "tcp://127.0.0.1:0"
+                options.remote.heartbeat = HeartbeatSettings(interval: .milliseconds(100), timeout: .milliseconds(600))
             }) { daemons in
                 let pid = try await daemons.submit(WhoAmI()).value.pid
                 let busy = try await daemons.submit(BusyFor(milliseconds: 1500)).value
@@ -106,7 +106,7 @@ extension ProcessTests {
 
         @Test func daemonsDeployedByHandJoinLeaveAndAreReplacedByNewOnes() async throws {
             let daemons = try await Daemons(2, options: testOptions { options in
-                options.listen = "tls+tcp://127.0.0.1:0"
+                options.remote.listen = "tls+tcp://127.0.0.1:0"
                 options.launch = .manual
             })
             var processes: [Process] = []
@@ -146,9 +146,9 @@ extension ProcessTests {
 
         @Test func aDaemonDeployedByHandWaitsForItsHostAndComesBackAfterABreak() async throws {
             let daemons = try await Daemons(1, options: testOptions { options in
-                options.listen = "tcp://127.0.0.1:0"
+                options.remote.listen = "tcp://127.0.0.1:0"
                 options.launch = .manual
-                options.daemonsWaitForHost = .seconds(20)
+                options.remote.daemonsWaitForHost = .seconds(20)
             })
             let process = try startShell(daemons.launchCommands()[0])
             let before = try await daemons.submit(WhoAmI()).value
@@ -166,7 +166,7 @@ extension ProcessTests {
 
         @Test func aHungJobOnADaemonDeployedByHandIsStoppedByClosingItsConnection() async throws {
             let daemons = try await Daemons(1, options: testOptions { options in
-                options.listen = "tcp://127.0.0.1:0"
+                options.remote.listen = "tcp://127.0.0.1:0"
                 options.launch = .manual
             })
             let process = try startShell(daemons.launchCommands()[0])
@@ -178,7 +178,7 @@ extension ProcessTests {
             await daemons.stop()
 
             let neverJoined = try await Daemons(2, options: testOptions { options in
-                options.listen = "tcp://127.0.0.1:0"
+                options.remote.listen = "tcp://127.0.0.1:0"
                 options.launch = .manual
             })
             let waiting = neverJoined.submit(Echo(1))
@@ -193,7 +193,7 @@ extension ProcessTests {
             let tunnelPort = try SSHServer.freePort()
             var pids: [Int32] = []
             try await withTestDaemons(2, configure: { options in
-                options.listen = tunnelled ? "tcp://127.0.0.1:0" : "tls+tcp://127.0.0.1:0"
+                options.remote.listen = tunnelled ? "tcp://127.0.0.1:0" : "tls+tcp://127.0.0.1:0"
                 options.launch = .ssh(SSHLaunch(
                     destination: "\(server.user)@127.0.0.1", port: server.port, identityFile: server.clientKey, options: server.clientOptions,
                     tunnelPort: tunnelled ? tunnelPort : nil
@@ -215,7 +215,7 @@ extension ProcessTests {
 
         @Test func sharedArraysAreStreamedToADaemonWithoutADescriptorChannelAndBack() async throws {
             try await withTestDaemons(1, configure: { options in
-                options.listen = "tls+tcp://127.0.0.1:0"
+                options.remote.listen = "tls+tcp://127.0.0.1:0"
                 options.launch = .command("{command}")
             }) { daemons in
                 let count = 25_000_000   // 200 MB
@@ -238,7 +238,7 @@ extension ProcessTests {
 
         @Test func aStreamedAttachmentOverTheLimitBreaksOnlyItsConnection() async throws {
             try await withTestDaemons(1, configure: { options in
-                options.listen = "tcp://127.0.0.1:0"
+                options.remote.listen = "tcp://127.0.0.1:0"
                 options.launch = .command("{command}")
                 options.limits.maxAttachmentLength = 1 << 20
             }) { daemons in
@@ -255,9 +255,9 @@ extension ProcessTests {
             let namespace = try NetworkNamespace()
             defer { namespace.remove() }
             try await withTestDaemons(1, configure: { options in
-                options.listen = "tls+tcp://\(namespace.hostAddress):0"
+                options.remote.listen = "tls+tcp://\(namespace.hostAddress):0"
                 options.launch = .command("/usr/sbin/ip netns exec \(namespace.name) {command}")
-                options.heartbeat = HeartbeatSettings(interval: .milliseconds(200), timeout: .seconds(1))
+                options.remote.heartbeat = HeartbeatSettings(interval: .milliseconds(200), timeout: .seconds(1))
             }) { daemons in
                 let first = try await daemons.submit(Echo(1)).value
                 #expect(first == 1)
@@ -294,7 +294,7 @@ extension ProcessTests {
         }
 
         @Test func aDaemonPinningAnotherCertificateIsRefusedAndSaysWhy() async throws {
-            try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
+            try await withTestDaemons(1, configure: { $0.remote.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
                 let process = try startDaemonProcess(url: daemons.url, secret: HostSecret.random().hex, environment: ["KAPSEL_TLS_PIN": String(repeating: "ab", count: 32)])
                 let outcome = finish(process)
                 #expect(outcome.status == DaemonExitCode.refused.rawValue)
@@ -307,7 +307,7 @@ extension ProcessTests {
         }
 
         @Test func aDaemonWithTheRightCertificateButAWrongSecretIsRefused() async throws {
-            try await withTestDaemons(1, configure: { $0.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
+            try await withTestDaemons(1, configure: { $0.remote.listen = "tls+tcp://127.0.0.1:0" }) { daemons in
                 guard case .pinnedCertificate(let pin) = daemons.tlsTrust else {
                     Issue.record("a generated certificate is pinned")
                     return
@@ -332,9 +332,9 @@ extension ProcessTests {
             let leaf = try authority.issueLeaf(for: "localhost")
 
             try await withTestDaemons(1, configure: { options in
-                options.listen = "tls+tcp://localhost:0"
-                options.tls = .pem(chain: leaf.certificatePEM, privateKey: leaf.keyPEM)
-                options.tlsCertificateAuthority = authorityPath
+                options.remote.listen = "tls+tcp://localhost:0"
+                options.remote.tls = .pem(chain: leaf.certificatePEM, privateKey: leaf.keyPEM)
+                options.remote.tlsCertificateAuthority = authorityPath
             }) { daemons in
                 #expect(daemons.tlsTrust == .certificateAuthority(path: authorityPath))
                 let answer = try await daemons.submit(Echo(9)).value
@@ -346,8 +346,8 @@ extension ProcessTests {
             }
             await #expect(throws: DaemonsError.self) {
                 try await withTestDaemons(1, configure: { options in
-                    options.listen = "tls+tcp://127.0.0.1:0"
-                    options.tls = .pem(chain: leaf.certificatePEM, privateKey: leaf.keyPEM)
+                    options.remote.listen = "tls+tcp://127.0.0.1:0"
+                    options.remote.tls = .pem(chain: leaf.certificatePEM, privateKey: leaf.keyPEM)
                 }) { _ in }
             }
         }

@@ -100,13 +100,6 @@ final class RawClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// Wraps an accepted connection; the caller closes it.
-    init(adopting fd: Int32) {
-        self.fd = dup(fd)
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
     deinit { close(fd) }
 
     func send(_ bytes: [UInt8]) {
@@ -141,41 +134,6 @@ final class RawClient {
             result += buffer[0..<got]
         }
         return result
-    }
-}
-
-/// A blocking Unix-socket listener: a fake host, to see how a daemon treats a bad one.
-final class RawListener {
-    let fd: Int32
-    let path: String
-
-    init() throws {
-        let directory = temporaryPath("fake-host")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        path = directory + "/host.sock"
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(path.utf8) + [0])
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0, listen(fd, 4) == 0 else { throw POSIXError(.init(rawValue: errno)!) }
-    }
-
-    deinit {
-        close(fd)
-        unlink(path)
-        rmdir((path as NSString).deletingLastPathComponent)
-    }
-
-    /// Accepts one connection (waiting at most 10 s) and returns its descriptor.
-    func accept() -> Int32? {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, 10_000) == 1 else { return nil }
-        return Glibc.accept(fd, nil, nil)
     }
 }
 

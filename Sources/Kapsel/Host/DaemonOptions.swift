@@ -67,31 +67,12 @@ public struct DaemonOptions: Sendable {
     public var executable: Executable = .currentProcess
     /// How daemon processes are started.
     public var launch: Launch = .local
-    /// Where the host listens for daemons, as a URL (`HostAddress`): nil for a private
-    /// Unix socket; `tcp://127.0.0.1:0` or `tls+tcp://[::]:5555` for daemons that
-    /// connect over the network. Port 0 picks a free port (`Daemons.url` tells which).
-    public var listen: String?
-    /// The certificate of a `tls+tcp://` host: generated and pinned by default.
-    public var tls: HostCertificate = .generated
-    /// With a certificate of your own: the CA certificate (a PEM file path on the
-    /// daemons' machines) daemons verify the host's chain against.
-    public var tlsCertificateAuthority: String?
+    /// How the pool works with daemons that connect over the network: where the host
+    /// listens, its TLS, heartbeats, and daemons that wait for a host that went away.
+    public var remote = RemoteSettings()
     /// When daemons retire by themselves (after so many jobs, so much time, or so long
     /// idle) and are replaced; off by default.
     public var lifetime = DaemonLifetime()
-    /// What a daemon does when it loses its host (its connection closes, breaks or falls
-    /// silent): exit at once (nil, the default), or keep trying to reconnect, once a
-    /// second, for up to this long — for daemons deployed by hand (`.manual`) over a link
-    /// that may drop: such a slot keeps its launch command, so its daemon is welcomed
-    /// back. A daemon the host launched as its own child always ends with the host.
-    public var daemonsWaitForHost: Duration?
-    /// Heartbeats on TCP connections: a daemon silent for `timeout` (a killed machine, a
-    /// cut link) is dropped, and what it held resolves as `.connectionLost` (or is
-    /// retried, with `retries:`); a daemon whose host falls silent exits.
-    public var heartbeat = HeartbeatSettings()
-    /// Allow plain `tcp://` on an address other than loopback. Off by default: without
-    /// TLS, jobs and results cross the network unencrypted.
-    public var allowPlainTCP: Bool = false
     /// How jobs are handed to daemons.
     public var dispatch: Dispatch = .dispatcher
     /// How long a cancelled or timed-out job has to stop cooperatively before its
@@ -123,5 +104,41 @@ public struct DaemonOptions: Sendable {
     public var actorReleaseInterval: Duration = .milliseconds(100)
 
     /// Default options.
+    public init() {}
+}
+
+/// How a pool works with daemons that connect over the network (`DaemonOptions.remote`).
+/// Every field has a default: with none set, the host listens on a private Unix socket.
+///
+/// ```swift
+/// var options = DaemonOptions()
+/// options.remote.listen = "tls+tcp://0.0.0.0:5555"
+/// options.remote.heartbeat = HeartbeatSettings(interval: .seconds(2), timeout: .seconds(10))
+/// ```
+public struct RemoteSettings: Sendable {
+    /// Where the host listens for daemons, as a URL (`HostAddress`): nil for a private
+    /// Unix socket; `tcp://127.0.0.1:0` or `tls+tcp://[::]:5555` for daemons that
+    /// connect over the network. Port 0 picks a free port (`Daemons.url` tells which).
+    public var listen: String?
+    /// The certificate of a `tls+tcp://` host: generated and pinned by default.
+    public var tls: HostCertificate = .generated
+    /// With a certificate of your own: the CA certificate (a PEM file path on the
+    /// daemons' machines) daemons verify the host's chain against.
+    public var tlsCertificateAuthority: String?
+    /// Allow plain `tcp://` on an address other than loopback. Off by default: without
+    /// TLS, jobs and results cross the network unencrypted.
+    public var allowPlainTCP: Bool = false
+    /// Heartbeats on TCP connections: a daemon silent for `timeout` (a killed machine, a
+    /// cut link) is dropped, and what it held resolves as `.connectionLost` (or is
+    /// retried, with `retries:`); a daemon whose host falls silent exits.
+    public var heartbeat = HeartbeatSettings()
+    /// What a daemon does when it loses its host (its connection closes, breaks or falls
+    /// silent): exit at once (nil, the default), or keep trying to reconnect, once a
+    /// second, for up to this long — for daemons deployed by hand (`.manual`) over a link
+    /// that may drop: such a slot keeps its launch command, so its daemon is welcomed
+    /// back. A daemon the host launched as its own child always ends with the host.
+    public var daemonsWaitForHost: Duration?
+
+    /// Default settings: a private Unix socket.
     public init() {}
 }

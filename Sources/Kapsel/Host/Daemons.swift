@@ -57,11 +57,11 @@ public final class Daemons: Sendable {
             arguments = extra
         }
 
-        let requested = try options.listen.map { url throws(DaemonsError) in try HostAddress(parsing: url) }
-        if let requested, requested.transport == .tcp, !requested.isLocalOnly, !options.allowPlainTCP {
-            throw DaemonsError("plain TCP on \(requested) would send jobs unencrypted over the network: use tls+tcp://, or set DaemonOptions.allowPlainTCP")
+        let requested = try options.remote.listen.map { url throws(DaemonsError) in try HostAddress(parsing: url) }
+        if let requested, requested.transport == .tcp, !requested.isLocalOnly, !options.remote.allowPlainTCP {
+            throw DaemonsError("plain TCP on \(requested) would send jobs unencrypted over the network: use tls+tcp://, or set DaemonOptions.remote.allowPlainTCP")
         }
-        let tls = try requested?.transport == .tls ? HostTLS.make(options.tls, authority: options.tlsCertificateAuthority) : nil
+        let tls = try requested?.transport == .tls ? HostTLS.make(options.remote.tls, authority: options.remote.tlsCertificateAuthority) : nil
         let directory = requested == nil ? try HostListener.makePrivateDirectory() : nil
         let address = requested ?? HostAddress(transport: .unix, host: "\(directory!)/host.sock", port: 0)
         let secret = HostSecret.random()
@@ -75,7 +75,7 @@ public final class Daemons: Sendable {
         let listener: HostListener
         do {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
-                HostConnectionHandler(dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.heartbeat)
+                HostConnectionHandler(dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat)
             }
         } catch {
             if let directory { rmdir(directory) }
@@ -84,8 +84,8 @@ public final class Daemons: Sendable {
         let url = listener.url
         let launcher = ProcessLauncher(
             executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: listener.address,
-            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.heartbeat,
-            lifetime: options.lifetime, waitForHost: options.daemonsWaitForHost, forwardOutput: options.forwardOutput,
+            secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat,
+            lifetime: options.lifetime, waitForHost: options.remote.daemonsWaitForHost, forwardOutput: options.forwardOutput,
             inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)

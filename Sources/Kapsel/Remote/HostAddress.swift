@@ -6,8 +6,8 @@ import Glibc
 ///
 /// - `unix:///path/to/socket` — a Unix domain socket (what local daemons use by default);
 /// - `tcp://127.0.0.1:5555`, `tcp://[::1]:0` — plain TCP, allowed on loopback only unless
-///   `DaemonOptions.allowPlainTCP` is set;
-/// - `tls+tcp://0.0.0.0:5555`, `tls+tcp://[::]:0` — TCP with TLS (see `DaemonOptions.tls`).
+///   `RemoteSettings.allowPlainTCP` is set;
+/// - `tls+tcp://0.0.0.0:5555`, `tls+tcp://[::]:0` — TCP with TLS (see `RemoteSettings.tls`).
 ///
 /// Port 0 picks a free port; `Daemons.url` reports the real one.
 public struct HostAddress: Sendable, Hashable, CustomStringConvertible {

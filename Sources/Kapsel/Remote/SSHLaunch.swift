@@ -1,7 +1,7 @@
 /// How to start daemons on another machine over SSH (`DaemonOptions.Launch.ssh`).
 ///
 /// ```swift
-/// options.listen = "tls+tcp://0.0.0.0:5555"
+/// options.remote.listen = "tls+tcp://0.0.0.0:5555"
 /// options.launch = .ssh(SSHLaunch(destination: "me@node7", remoteExecutable: "/opt/app/worker"))
 /// ```
 ///

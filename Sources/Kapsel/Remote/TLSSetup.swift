@@ -13,7 +13,7 @@ public enum HostCertificate: Sendable, Hashable {
     /// the certificate's SHA-256 fingerprint, which their launch environment carries.
     case generated
     /// Your certificate chain (leaf first) and its private key, as PEM text. Daemons
-    /// verify the chain against `DaemonOptions.tlsCertificateAuthority`.
+    /// verify the chain against `RemoteSettings.tlsCertificateAuthority`.
     case pem(chain: String, privateKey: String)
     /// The same, read from PEM files.
     case files(chain: String, privateKey: String)
@@ -49,12 +49,12 @@ struct HostTLS: Sendable {
             case .pem(let chainText, let keyText):
                 chain = try NIOSSLCertificate.fromPEMBytes(Array(chainText.utf8))
                 key = try NIOSSLPrivateKey(bytes: Array(keyText.utf8), format: .pem)
-                guard let authority else { throw DaemonsError("a certificate of your own needs DaemonOptions.tlsCertificateAuthority: the CA file daemons verify it against") }
+                guard let authority else { throw DaemonsError("a certificate of your own needs RemoteSettings.tlsCertificateAuthority: the CA file daemons verify it against") }
                 trust = .certificateAuthority(path: authority)
             case .files(let chainPath, let keyPath):
                 chain = try NIOSSLCertificate.fromPEMFile(chainPath)
                 key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
-                guard let authority else { throw DaemonsError("a certificate of your own needs DaemonOptions.tlsCertificateAuthority: the CA file daemons verify it against") }
+                guard let authority else { throw DaemonsError("a certificate of your own needs RemoteSettings.tlsCertificateAuthority: the CA file daemons verify it against") }
                 trust = .certificateAuthority(path: authority)
             }
             guard !chain.isEmpty else { throw DaemonsError("the TLS certificate chain is empty") }

@@ -10,7 +10,7 @@ import Glibc
 enum LatencyBench {
     static func run(floorMicroseconds: Double?) async throws {
         var tls = DaemonOptions()
-        tls.listen = "tls+tcp://127.0.0.1:0"
+        tls.remote.listen = "tls+tcp://127.0.0.1:0"
         var roundRobin = DaemonOptions()
         roundRobin.dispatch = .roundRobin
         for (variant, options) in [("job", DaemonOptions()), ("no-dispatcher", roundRobin), ("tls", tls)] {
@@ -59,7 +59,7 @@ enum ThroughputBench {
 
     static func run() async throws {
         var tls = DaemonOptions()
-        tls.listen = "tls+tcp://127.0.0.1:0"
+        tls.remote.listen = "tls+tcp://127.0.0.1:0"
         var roundRobin = DaemonOptions()
         roundRobin.dispatch = .roundRobin
         for (variant, options) in [("submit", DaemonOptions()), ("submit-no-dispatcher", roundRobin), ("submit-tls", tls)] {
