@@ -22,7 +22,7 @@ extension WireMessage {
     /// but the payload, and the payload itself (a job's, a value's or a chunk's bytes)
     /// when it holds at least `copyLimit` bytes, written after the head as it is, not
     /// copied. Smaller payloads are copied into the head, which is then the whole frame.
-    public func frameParts(allocator: ByteBufferAllocator, copyLimit: Int) -> (head: ByteBuffer, payload: ByteBuffer?) {
+    func frameParts(allocator: ByteBufferAllocator, copyLimit: Int) -> (head: ByteBuffer, payload: ByteBuffer?) {
         guard let payload = trailingPayload, payload.readableBytes >= copyLimit else { return (frame(allocator: allocator), nil) }
         var head = allocator.buffer(capacity: 64 + headSize)
         head.writeInteger(UInt32(0))

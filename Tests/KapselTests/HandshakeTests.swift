@@ -31,7 +31,7 @@ struct HandshakeTests {
             dispatcher.start(launching: NoLauncher())
             channel = EmbeddedChannel(loop: loop)
             try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(FrameDecoder(limits: WireLimits(), handshakeFrames: 1)), FrameEncoder(),
+                ByteToMessageHandler(FrameDecoder(limits: WireLimits(), handshakeFrames: 1)),
                 HostConnectionHandler(dispatcher: dispatcher, secret: secret),
             ])
             try channel.connect(to: SocketAddress(unixDomainSocketPath: "/kapsel-test")).wait()
@@ -212,7 +212,7 @@ struct HandshakeTests {
                 onHostLost: { reason in ending.losses.withLock { $0.append(reason) } }
             )
             try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(FrameDecoder(limits: WireLimits(), handshakeFrames: 2)), FrameEncoder(), handler,
+                ByteToMessageHandler(FrameDecoder(limits: WireLimits(), handshakeFrames: 2)), handler,
             ])
             try channel.connect(to: SocketAddress(unixDomainSocketPath: "/kapsel-test")).wait()
         }

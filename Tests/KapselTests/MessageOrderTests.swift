@@ -64,7 +64,6 @@ struct MessageOrderTests {
             descriptorEnd = descriptors
         }
         link.install(makeCarrier(writer: link, descriptors: descriptorEnd, limits: WireLimits()))
-        try await channel.pipeline.addHandler(FrameEncoder())
         try await channel.pipeline.addHandler(WritabilityForwarder(writer: link))
         let count = 20_000
         let peer = sockets[1]

@@ -9,7 +9,7 @@ import Testing
 @Suite("Release tokens")
 struct ReleaseSenderTests {
     @Test func droppedTokensWaitForTheNextMessage() throws {
-        let channel = EmbeddedChannel(handler: FrameEncoder())
+        let channel = EmbeddedChannel()
         let writer = ConnectionWriter(channel: channel)
         let sender = ReleaseSender(writer: writer)
         sender.add(7)
@@ -22,7 +22,7 @@ struct ReleaseSenderTests {
     }
 
     @Test func aPeerWaitingForASlotGetsTheTokensAtOnce() throws {
-        let channel = EmbeddedChannel(handler: FrameEncoder())
+        let channel = EmbeddedChannel()
         let writer = ConnectionWriter(channel: channel)
         let sender = ReleaseSender(writer: writer)
         sender.add(7)

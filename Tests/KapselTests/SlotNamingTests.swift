@@ -15,10 +15,10 @@ import Glibc
 struct SlotNamingTests {
     /// Two ends of one connection: each end's messages come out of its embedded channel.
     struct Connection {
-        let lenderChannel = EmbeddedChannel(handler: FrameEncoder())
+        let lenderChannel = EmbeddedChannel()
         let lenderWriter: ConnectionWriter
         let lender: AttachmentTransport
-        let receiverWriter = ConnectionWriter(channel: EmbeddedChannel(handler: FrameEncoder()))
+        let receiverWriter = ConnectionWriter(channel: EmbeddedChannel())
         let receiver: AttachmentTransport
 
         init() throws {

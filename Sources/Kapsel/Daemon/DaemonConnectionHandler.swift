@@ -50,7 +50,12 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         heartbeat?.heard()
-        run(state.received(unwrapInboundIn(data)), context: context)
+        let message = unwrapInboundIn(data)
+        if state.delivers(message) {
+            deliver(message, context: context)
+        } else {
+            run(state.received(message), context: context)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

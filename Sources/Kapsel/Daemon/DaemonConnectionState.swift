@@ -57,6 +57,13 @@ struct DaemonConnectionState {
         self.makeNonce = makeNonce
     }
 
+    /// Whether `message` is a request to deliver (the one `received` would answer with
+    /// `.deliver`): the answer for every message on the hot path, without an action list.
+    func delivers(_ message: WireMessage) -> Bool {
+        guard case .ready = state else { return false }
+        return message.comesFromHosts
+    }
+
     /// A message arrived from the host.
     mutating func received(_ message: WireMessage) -> [Action] {
         switch (state, message) {

@@ -86,7 +86,6 @@ final class DaemonConnector: Sendable {
                     if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler()) }
                     let decoder = FrameDecoder(limits: configuration.limits, handshakeFrames: 2)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
-                    try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                     try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(
                         configuration: configuration, registry: registry, descriptors: descriptors, tlsMismatch: tls?.mismatch,
                         onExit: { code, message in DaemonProcess.exit(code, message) }, onHostLost: { self.hostLost($0) }

@@ -65,7 +65,8 @@ extension DispatcherState {
     /// (its setup jobs alone do not count: they run whenever it starts).
     private mutating func unparkForWaitingJobs() -> [DispatcherAction] {
         guard phase == .running else { return [] }
-        var wanted = jobs.waiting.count - slots.all.filter { $0.isStarting || ($0.isOnline && $0.inFlight.isEmpty) }.count
+        guard slots.all.contains(where: \.isParked) else { return [] }
+        var wanted = jobs.waiting.count - slots.all.reduce(0) { $0 + ($1.isStarting || ($1.isOnline && $1.inFlight.isEmpty) ? 1 : 0) }
         var actions: [DispatcherAction] = []
         for index in slots.indices where slots[index].isParked {
             let ownWork = slots[index].pinned.contains { jobs[$0]?.setupTemplate == nil }

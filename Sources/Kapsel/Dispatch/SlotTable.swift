@@ -159,8 +159,10 @@ struct SlotTable {
     var indices: Range<Int> { all.indices }
     var count: Int { all.count }
 
+    /// The slot `index`, read in place (a copy of a slot would retain every reference
+    /// it holds, on the dispatcher's hottest path).
     subscript(index: Int) -> Slot {
-        get { all[index] }
+        _read { yield all[index] }
         _modify { yield &all[index] }
     }
 

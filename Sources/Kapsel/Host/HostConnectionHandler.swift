@@ -37,7 +37,12 @@ final class HostConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         heartbeat?.heard()
-        run(state.received(unwrapInboundIn(data)), context: context)
+        let message = unwrapInboundIn(data)
+        if let (slot, instance) = state.delivery(of: message) {
+            deliver(message, slot: slot, instance: instance, context: context)
+        } else {
+            run(state.received(message), context: context)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -59,6 +59,14 @@ struct HostConnectionState {
         return [.send(.challenge(Challenge(nonce: nonce))), .startHandshakeTimer]
     }
 
+    /// Where `message` goes when it is an admitted daemon's to deliver (the one
+    /// `received` would answer with `.deliver`): its slot and instance; nil otherwise.
+    /// The answer for every message on the hot path, without an action list.
+    func delivery(of message: WireMessage) -> (slot: Int, instance: Int)? {
+        guard case .accepted(let slot, let instance) = state, message.comesFromDaemons else { return nil }
+        return (slot, instance)
+    }
+
     /// A message arrived.
     mutating func received(_ message: WireMessage) -> [Action] {
         switch (state, message) {

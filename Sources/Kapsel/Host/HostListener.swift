@@ -55,7 +55,6 @@ final class HostListener: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, handshakeFrames: 1)))
-                    try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }

@@ -8,11 +8,11 @@ import NIOCore
 /// daemons on other machines). The connection's `ConnectionWriter` asks it for the
 /// frames of each message it sends; the connection's handler hands it what concerns it.
 protocol AttachmentCarrier: AnyObject, Sendable {
-    /// The frames that carry `message` with its shared memory ahead of it, in order, the
-    /// message announcing that memory. Descriptors are sent now, before the message is
+    /// `message` as it goes out with its shared memory: the message announcing that
+    /// memory, and what goes ahead of it. Descriptors are sent now, before the message is
     /// written; streamed memory goes as chunk frames ahead of it. Throws if the memory
     /// cannot be carried.
-    func frames(for message: OutgoingMessage) throws -> [ConnectionWriter.Frame]
+    func carry(_ message: OutgoingMessage) throws -> CarriedMessage
     /// The attachments `infos` announce for the message tagged `tag`.
     func receive(_ infos: [AttachmentInfo], tag: UInt64) throws -> [SharedStorage]
     /// A piece of a streamed attachment arrived.
@@ -27,6 +27,13 @@ protocol AttachmentCarrier: AnyObject, Sendable {
     func connectionClosed()
 }
 
+/// A message ready for the connection: the frames that go ahead of it (its memory's
+/// chunks, release tokens on their way back), then the message itself.
+struct CarriedMessage {
+    var ahead: [ConnectionWriter.Frame] = []
+    var message: WireMessage
+}
+
 extension AttachmentCarrier {
     /// The attachments a message announces (none when it announces none).
     func receiveAttachments(_ infos: [AttachmentInfo], tag: UInt64) throws -> [SharedStorage] {
@@ -36,6 +43,9 @@ extension AttachmentCarrier {
 
 /// The carrier for a connection written by `writer`: descriptors when the peer shares a
 /// descriptor channel with this process, streamed bytes otherwise.
+///
+/// A descriptor carrier sends messages of its own through `writer` until the connection
+/// closes (`connectionClosed` ends that link, and with it the reference cycle).
 func makeCarrier(writer: ConnectionWriter, descriptors: DescriptorChannel?, limits: WireLimits) -> any AttachmentCarrier {
     if let descriptors { return AttachmentTransport(descriptors: descriptors, writer: writer) }
     return StreamedAttachments(maxAttachmentLength: limits.maxAttachmentLength)

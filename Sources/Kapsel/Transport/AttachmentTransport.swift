@@ -23,9 +23,9 @@ import Glibc
 /// the next message this side writes (see `ReleaseSender`).
 final class AttachmentTransport: AttachmentCarrier {
     private let descriptors: DescriptorChannel
-    /// The connection's writer, for the messages this transport sends of its own
-    /// (weak: the writer holds this transport).
-    private weak let writer: ConnectionWriter?
+    /// The connection's writer, for the messages this transport sends of its own, until
+    /// the connection closes (the writer holds this transport: the link is dropped then).
+    private let writer: Mutex<ConnectionWriter?>
     private let lent = Mutex<[UInt64: RemoteHold]>([:])
     /// This side asked the peer for its tokens and none has come since.
     private let askedForReleases = Atomic<Bool>(false)
@@ -39,18 +39,22 @@ final class AttachmentTransport: AttachmentCarrier {
 
     init(descriptors: DescriptorChannel, writer: ConnectionWriter) {
         self.descriptors = descriptors
-        self.writer = writer
+        self.writer = Mutex(writer)
         self.releases = ReleaseSender(writer: writer)
     }
 
     /// Sends the message's descriptors now, so the peer finds them when it reads the
     /// message; the release tokens waiting to go back to the peer go just before it.
-    func frames(for message: OutgoingMessage) throws -> [ConnectionWriter.Frame] {
+    func carry(_ message: OutgoingMessage) throws -> CarriedMessage {
         let attachments = message.attachments
         let infos = attachments.isEmpty ? [] : try send(attachments, tag: message.tag)
-        let frame = ConnectionWriter.Frame.message(message.message(announcing: infos))
         let tokens = releases.takePending()
-        return tokens.isEmpty ? [frame] : [.message(.released(tokens: tokens)), frame]
+        return CarriedMessage(ahead: tokens.isEmpty ? [] : [.message(.released(tokens: tokens))], message: message.message(announcing: infos))
+    }
+
+    /// Sends one of this transport's own messages, from the connection's loop.
+    private func sendSoon(_ message: WireMessage) {
+        writer.withLock { $0 }?.sendSoon(message)
     }
 
     /// Nothing is streamed over a connection with a descriptor channel.
@@ -137,8 +141,11 @@ final class AttachmentTransport: AttachmentCarrier {
     /// The names of the peer's slots kept now, in order (tests).
     var keptNames: [UInt64] { kept.withLock { $0.keys.sorted() } }
 
-    /// The connection closed: the memory kept for the peer's next loans goes.
+    /// The connection closed: nothing more is sent, and the memory kept for the peer's
+    /// next loans goes.
     func connectionClosed() {
+        writer.withLock { $0 = nil }
+        releases.connectionClosed()
         let dropped = kept.withLock { kept in
             defer { kept = [:] }
             return kept
@@ -156,7 +163,7 @@ final class AttachmentTransport: AttachmentCarrier {
     private func poolGone(_ pool: UInt64) {
         let gone = names.withLock { $0.poolGone(pool) }
         guard !gone.isEmpty else { return }
-        writer?.sendSoon(.forget(names: gone))
+        sendSoon(.forget(names: gone))
     }
 
     /// The peer dropped its last views of these lent slots.
@@ -177,6 +184,6 @@ final class AttachmentTransport: AttachmentCarrier {
     /// once until some come back.
     private func askForReleases() {
         guard askedForReleases.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-        writer?.sendSoon(.releasesWanted)
+        sendSoon(.releasesWanted)
     }
 }

@@ -13,9 +13,9 @@ import Synchronization
 /// decided). `flush` takes what is queued, one thread at a time (`OrderedOutbox`): each
 /// message's shared memory is carried first by the connection's `AttachmentCarrier`
 /// (descriptors sent, or chunks lined up), then the frames are handed to the
-/// connection's event loop, which writes them in order while the connection is writable
-/// (the FrameEncoder in the pipeline turns messages into bytes). A flush on the loop with
-/// nothing handed over before it writes at once, with no thread hop.
+/// connection's event loop, which writes them in order while the connection is writable,
+/// each encoded by the one `FrameEncoder`. A flush on the loop with nothing handed over
+/// before it writes at once, with no thread hop.
 ///
 /// As the host's end of a daemon connection it is the dispatcher's `DaemonLink`.
 final class ConnectionWriter: DaemonLink {
@@ -41,6 +41,7 @@ final class ConnectionWriter: DaemonLink {
     }
 
     private let channel: any Channel
+    private let encoder = FrameEncoder()
     private let outbox = OrderedOutbox<Item>()
     private let ready = Mutex(Ready())
     /// How the connection carries shared memory, once the handshake has chosen it; until
@@ -101,41 +102,50 @@ final class ConnectionWriter: DaemonLink {
         outbox.flush { item in
             switch item {
             case .message(let message):
-                hand(over: frames(for: message))
+                if let carried = carry(message) { hand(over: carried.ahead, then: .message(carried.message)) }
             case .close:
-                hand(over: [.close])
+                hand(over: [], then: .close)
             }
         }
     }
 
-    private func frames(for message: OutgoingMessage) -> [Frame] {
+    private func carry(_ message: OutgoingMessage) -> CarriedMessage? {
         guard let carrier = attachmentCarrier else {
             precondition(message.attachments.isEmpty, "a message carries shared memory before the connection can")
-            return [.message(message.message(announcing: []))]
+            return CarriedMessage(message: message.message(announcing: []))
         }
         do {
-            return try carrier.frames(for: message)
+            return try carrier.carry(message)
         } catch {
-            if let failed = message.undeliverable(because: error), let frames = try? carrier.frames(for: failed) { return frames }
+            if let failed = message.undeliverable(because: error), let carried = try? carrier.carry(failed) { return carried }
             channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the peer: \(error)"))
-            return []
+            return nil
         }
     }
 
     // MARK: Writing, on the loop
 
-    private func hand(over frames: [Frame]) {
-        guard !frames.isEmpty else { return }
+    /// Hands `ahead`, then `last`, to the loop. Only `flush` hands frames over, one thread
+    /// at a time, and only the loop takes them: on the loop, with nothing waiting before
+    /// it and room on the connection, a lone message is written at once.
+    private func hand(over ahead: [Frame], then last: Frame) {
         if channel.eventLoop.inEventLoop {
+            if ahead.isEmpty, case .message(let message) = last, channel.isWritable, ready.withLock({ $0.frames.isEmpty }) {
+                write(message)
+                channel.flush()
+                return
+            }
             let waiting = ready.withLock { ready in
-                ready.frames.append(contentsOf: frames)
+                if !ahead.isEmpty { ready.frames.append(contentsOf: ahead) }
+                ready.frames.append(last)
                 return ready.scheduled
             }
             // Frames handed over from other threads go first, with the rest.
             if !waiting { write() }
         } else {
             let schedule = ready.withLock { ready in
-                ready.frames.append(contentsOf: frames)
+                if !ahead.isEmpty { ready.frames.append(contentsOf: ahead) }
+                ready.frames.append(last)
                 defer { ready.scheduled = true }
                 return !ready.scheduled
             }
@@ -159,11 +169,12 @@ final class ConnectionWriter: DaemonLink {
         while channel.isWritable, let frame = nextFrame() {
             switch frame {
             case .message(let message):
-                channel.write(message, promise: nil)
+                write(message)
                 wrote = true
             case .chunks(let tag, let index, let storage, let offset):
                 // A big frame goes out at once rather than piling up behind others.
-                channel.writeAndFlush(Self.chunk(tag: tag, index: index, storage: storage, offset: offset, allocator: channel.allocator), promise: nil)
+                write(Self.chunk(tag: tag, index: index, storage: storage, offset: offset, allocator: channel.allocator))
+                channel.flush()
             case .close:
                 channel.flush()
                 channel.close(promise: nil)
@@ -171,6 +182,13 @@ final class ConnectionWriter: DaemonLink {
             }
         }
         if wrote { channel.flush() }
+    }
+
+    /// Writes `message`'s frame, unflushed (on the loop).
+    private func write(_ message: WireMessage) {
+        let (head, payload) = encoder.encode(message, allocator: channel.allocator)
+        channel.write(head, promise: nil)
+        if let payload { channel.write(payload, promise: nil) }
     }
 
     /// The next frame to write: a message, or one chunk of an attachment being streamed

@@ -36,14 +36,20 @@ final class ReleaseSender: Sendable {
         }
     }
 
-    /// The connection's writer (weak: the writer holds the carrier that holds this).
-    private weak let writer: ConnectionWriter?
+    /// The connection's writer, until the connection closes (the writer holds the
+    /// carrier that holds this: the link is dropped then).
+    private let writer: Mutex<ConnectionWriter?>
     private let eventLoop: any EventLoop
     private let state = Mutex(State())
 
     init(writer: ConnectionWriter) {
-        self.writer = writer
+        self.writer = Mutex(writer)
         self.eventLoop = writer.eventLoop
+    }
+
+    /// The connection closed: tokens dropped from now on go nowhere.
+    func connectionClosed() {
+        writer.withLock { $0 = nil }
     }
 
     /// Queues `token`; sends it at once if the peer waits for a slot.
@@ -79,7 +85,7 @@ final class ReleaseSender: Sendable {
                 return state.take()
             }
             guard !tokens.isEmpty else { return }
-            writer?.send(.plain(.released(tokens: tokens)))
+            writer.withLock { $0 }?.send(.plain(.released(tokens: tokens)))
         }
     }
 }

@@ -39,13 +39,12 @@ final class StreamedAttachments: AttachmentCarrier {
 
     /// The message's attachments as chunks ahead of it, which the writer copies from the
     /// shared memory one at a time as the connection takes them.
-    func frames(for message: OutgoingMessage) throws -> [ConnectionWriter.Frame] {
+    func carry(_ message: OutgoingMessage) throws -> CarriedMessage {
         let attachments = message.attachments
-        var frames = attachments.enumerated().map { index, storage in
+        let chunks = attachments.enumerated().map { index, storage in
             ConnectionWriter.Frame.chunks(tag: message.tag, index: UInt32(index), storage: storage, offset: 0)
         }
-        frames.append(.message(message.message(announcing: attachments.map { AttachmentInfo(byteCount: UInt64($0.segment.byteCount)) })))
-        return frames
+        return CarriedMessage(ahead: chunks, message: message.message(announcing: attachments.map { AttachmentInfo(byteCount: UInt64($0.segment.byteCount)) }))
     }
 
     func received(_ chunk: AttachmentChunk) throws {
