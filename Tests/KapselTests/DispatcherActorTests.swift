@@ -113,6 +113,31 @@ struct DispatcherActorTests {
         #expect(waiting.succeeded)
     }
 
+    /// A replacement that fails to start before the re-creation reached it: the next one
+    /// gets the creation once, not once per failed start.
+    @Test func aRecreationWaitingThroughFailedStartsIsSentOnce() {
+        var harness = DispatcherHarness(slots: 1)
+        let (_, _) = create(1, in: &harness, id: 101, restart: .recreate)
+        answer(101, slot: 0, in: &harness)
+        harness.exit(slot: 0, .signaled(signal: SIGSEGV))
+        harness.exit(slot: 0, .exited(code: 78), output: "a bad start")
+        harness.connect(slot: 0)
+        #expect(harness.link(0).calls.map(\.kind) == [.create])
+    }
+
+    /// A daemon told to retire while an actor call runs is dismissed once the call ends.
+    @Test func aRetiringDaemonIsDismissedOnceItsLastCallEnds() {
+        var harness = DispatcherHarness(slots: 1)
+        let (actor, _) = create(1, in: &harness, id: 101)
+        answer(101, slot: 0, in: &harness)
+        let running = call(actor, in: &harness, id: 201)
+        harness.execute(harness.state.restart(slot: 0).actions)
+        #expect(harness.link(0).shutdowns == 0)
+        answer(201, slot: 0, in: &harness)
+        #expect(running.succeeded)
+        #expect(harness.link(0).shutdowns == 1)
+    }
+
     @Test func callsToAPooledActorGoThroughTheQueueToTheFirstIdleDaemon() {
         var harness = DispatcherHarness(slots: 2)
         let actor = KapselActorID.host(serial: 7)
