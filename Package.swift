@@ -5,7 +5,8 @@ import PackageDescription
 ///
 /// Targets follow the layers of the design, lowest first:
 /// `CKapselShim` (C: syscalls Swift cannot reach) → `KapselWire` (frames, handshake, binary coder)
-/// → `Kapsel` (jobs, daemons, dispatcher) → `KapselCLI` (the `kapsel` command).
+/// → `Kapsel` (jobs, daemons, dispatcher) → capabilities above it (`KapselSequences`,
+/// `KapselPython`, `KapselR`) → `KapselCLI` (the `kapsel` command).
 let package = Package(
     name: "Kapsel",
     platforms: [.macOS(.v15)],
@@ -16,6 +17,7 @@ let package = Package(
         .library(name: "KapselArrow", targets: ["KapselArrow"]),
         .library(name: "KapselSequences", targets: ["KapselSequences"]),
         .library(name: "KapselPython", targets: ["KapselPython"]),
+        .library(name: "KapselR", targets: ["KapselR"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
@@ -63,25 +65,30 @@ let package = Package(
         ),
         .target(name: "KapselSequences", dependencies: ["Kapsel"]),
         .target(name: "KapselPython", dependencies: ["Kapsel", "KapselWire", "KapselArrow", "CKapselArrow", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "KapselR",
+            dependencies: ["Kapsel", "KapselWire", "KapselArrow", .product(name: "Crypto", package: "swift-crypto"), .product(name: "DequeModule", package: "swift-collections")]
+        ),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [
                 "Kapsel",
                 "KapselSequences",
                 "KapselPython",
+                "KapselR",
                 "CKapselShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // The README's tour as a program; the tests run it and check the README against it.
-        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython"], path: "Examples/KapselTour"),
+        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
         // Checks that the compact coder's fast path and `Codable` agree, for the tests of both layers that have fast paths.
         .target(name: "KapselCoderChecks", dependencies: ["KapselSharedMemory", "KapselWire"], path: "Tests/Support/KapselCoderChecks"),
         .target(name: "KapselArrowInterop", dependencies: ["KapselArrow", "CKapselArrow"], path: "Tests/Support/KapselArrowInterop"),
         // The test runner cannot re-launch itself as a daemon: the tests start this one.
-        .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselPython", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
+        .executableTarget(name: "KapselTestDaemon", dependencies: ["Kapsel", "KapselPython", "KapselR", "KapselTestJobs"], path: "Tests/Support/KapselTestDaemon"),
         .testTarget(
             name: "KapselWireTests",
             dependencies: [
@@ -103,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

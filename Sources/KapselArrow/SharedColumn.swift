@@ -17,11 +17,11 @@ public struct SharedColumn: Sendable, Codable, ArrowColumnReadable {
     public let length: Int
     /// Number of nulls.
     public let nullCount: Int
-    let validity: SharedBuffer?
+    package let validity: SharedBuffer?
     /// Values, bit-packed booleans, or UTF-8 bytes.
-    let values: SharedBuffer
+    package let values: SharedBuffer
     /// For `utf8`: `length + 1` offsets.
-    let offsets: SharedBuffer?
+    package let offsets: SharedBuffer?
 
     /// A fixed-width column; nil elements are nulls.
     public static func primitive<T: ArrowPrimitive>(_ name: String, _ elements: [T?]) throws -> SharedColumn {

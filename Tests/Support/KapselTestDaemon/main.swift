@@ -9,6 +9,7 @@
 //                                   then exit 0 only if no descriptor, memory or process is left
 import Kapsel
 import KapselPython
+import KapselR
 import KapselTestJobs
 
 #if canImport(Glibc)
@@ -17,7 +18,7 @@ import Glibc
 
 let arguments = CommandLine.arguments.dropFirst()
 if arguments.first != "no-bootstrap" {
-    Kapsel.bootstrap(jobs: TestJobs.all, actors: TestActors.all + [PythonSession.self])
+    Kapsel.bootstrap(jobs: TestJobs.all, actors: TestActors.all + [PythonSession.self, RSession.self])
 }
 
 switch arguments.first {
