@@ -15,10 +15,10 @@ extension RConverter {
         switch tensor.layout {
         case .columnMajor:
             shape = tensor.shape
-            vector = SharedVectors.make(tensor.buffer, count: tensor.elementCount, kind: kind, library)
+            vector = try SharedVectors.make(tensor.buffer, count: tensor.elementCount, kind: kind, library)
         case .rowMajor:
             shape = tensor.shape.reversed()
-            vector = SharedVectors.make(tensor.buffer, count: tensor.elementCount, kind: kind, library)
+            vector = try SharedVectors.make(tensor.buffer, count: tensor.elementCount, kind: kind, library)
         case .strided:
             shape = tensor.shape
             vector = copyColumnMajor(tensor, kind: kind)
@@ -96,9 +96,9 @@ extension RConverter {
         let rows = 0..<column.length
         switch column.arrowType {
         case .float64 where column.nullCount == 0:
-            return SharedVectors.make(column.values, count: column.length, kind: .double, library)
+            return try SharedVectors.make(column.values, count: column.length, kind: .double, library)
         case .int32 where column.nullCount == 0:
-            return SharedVectors.make(column.values, count: column.length, kind: .integer, library)
+            return try SharedVectors.make(column.values, count: column.length, kind: .integer, library)
         case .float64:
             return try make(.double(rows.map { column.value($0, as: Double.self) }), helper: library.null)
         case .float32:

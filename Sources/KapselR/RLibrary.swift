@@ -81,8 +81,6 @@ struct RLibrary: @unchecked Sendable {
     let makeAltintegerClass: @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, OpaquePointer?) -> OpaquePointer
     let newAltrep: @convention(c) (OpaquePointer, SEXP, SEXP) -> SEXP
     let altrepData1: @convention(c) (SEXP) -> SEXP
-    let altrepData2: @convention(c) (SEXP) -> SEXP
-    let setAltrepData2: @convention(c) (SEXP, SEXP) -> Void
     let setLengthMethod: @convention(c) (OpaquePointer, @convention(c) (SEXP) -> Int) -> Void
     let setDataPointerMethod: @convention(c) (OpaquePointer, @convention(c) (SEXP, Int32) -> UnsafeMutableRawPointer?) -> Void
     let setDataPointerOrNullMethod: @convention(c) (OpaquePointer, @convention(c) (SEXP) -> UnsafeRawPointer?) -> Void
@@ -158,8 +156,6 @@ struct RLibrary: @unchecked Sendable {
         makeAltintegerClass = try symbol("R_make_altinteger_class")
         newAltrep = try symbol("R_new_altrep")
         altrepData1 = try symbol("R_altrep_data1")
-        altrepData2 = try symbol("R_altrep_data2")
-        setAltrepData2 = try symbol("R_set_altrep_data2")
         setLengthMethod = try symbol("R_set_altrep_Length_method")
         setDataPointerMethod = try symbol("R_set_altvec_Dataptr_method")
         setDataPointerOrNullMethod = try symbol("R_set_altvec_Dataptr_or_null_method")

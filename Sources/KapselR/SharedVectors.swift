@@ -2,25 +2,26 @@ import Kapsel
 import Synchronization
 
 /// Shared memory seen by R as numeric vectors, with no copy: two ALTREP classes (double
-/// and integer) whose data pointer is the shared memory itself.
+/// and integer) whose data pointer is the shared memory itself, through a private view
+/// of it (`PrivateView`).
 ///
-/// The memory arrived from another process and is mapped read-only, so R never writes
-/// it: when R asks to write (a `Dataptr` request for writing — R duplicates a vector
-/// before most changes, but not all), the vector copies itself once into an ordinary R
-/// vector (kept as the object's second datum) and is that from then on. The memory stays
-/// alive while R holds the vector: its last reference going, R's garbage collector runs
-/// the finalizer that lets the memory go.
+/// R reads through `REAL()` and `INTEGER()`, which also serve writing, so the pointer it
+/// gets must be writable; and R does write in place to a vector it believes it alone
+/// holds. The private view makes both right: R reads the shared pages where they lie, and
+/// a page R writes becomes a copy of its own, which the sender never sees. The memory
+/// stays alive while R holds the vector: its last reference going, R's garbage collector
+/// runs the finalizer that lets the memory go.
 enum SharedVectors {
     /// What an R vector over shared memory holds on to (made and used on R's thread).
     final class Box {
-        let buffer: SharedBuffer
+        let view: PrivateView
         let count: Int
-        let address: UnsafeRawPointer
+        let address: UnsafeMutableRawPointer
 
-        init(_ buffer: SharedBuffer, count: Int) {
-            self.buffer = buffer
+        init(_ buffer: SharedBuffer, count: Int) throws {
+            view = try buffer.storage.segment.privateView()
             self.count = count
-            self.address = buffer.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!) }
+            address = view.payload + buffer.offset
             live.add(1, ordering: .relaxed)
         }
 
@@ -64,9 +65,9 @@ enum SharedVectors {
     }
 
     /// An R vector of `count` elements of `kind` over `buffer` (unprotected; on R's thread).
-    static func make(_ buffer: SharedBuffer, count: Int, kind: Kind, _ library: RLibrary) -> SEXP {
+    static func make(_ buffer: SharedBuffer, count: Int, kind: Kind, _ library: RLibrary) throws -> SEXP {
         precondition(buffer.count >= count * (kind == .double ? 8 : 4), "a shared vector beyond its buffer")
-        let box = Unmanaged.passRetained(Box(buffer, count: count))
+        let box = Unmanaged.passRetained(try Box(buffer, count: count))
         let pointer = library.protect(library.makeExternalPointer(box.toOpaque(), library.null, library.null))
         library.registerFinalizer(pointer, finalize, 1)
         let vector = library.newAltrep(kind == .double ? doubleClass! : integerClass!, pointer, library.null)
@@ -80,55 +81,28 @@ enum SharedVectors {
         library.clearExternalPointer(pointer)
     }
 
-    private static func box(_ vector: SEXP, _ library: RLibrary) -> Box {
-        Unmanaged<Box>.fromOpaque(library.externalPointerAddress(library.altrepData1(vector))!).takeUnretainedValue()
-    }
-
-    /// The ordinary copy the vector became when R wrote to it, if it did.
-    private static func copy(_ vector: SEXP, _ library: RLibrary) -> SEXP? {
-        let copy = library.altrepData2(vector)
-        return copy == library.null ? nil : copy
+    private static func box(_ vector: SEXP) -> Box {
+        let library = library!
+        return Unmanaged<Box>.fromOpaque(library.externalPointerAddress(library.altrepData1(vector))!).takeUnretainedValue()
     }
 
     private static let length: @convention(c) (SEXP) -> Int = { vector in
-        box(vector, library!).count
+        box(vector).count
     }
 
-    private static let dataPointer: @convention(c) (SEXP, Int32) -> UnsafeMutableRawPointer? = { vector, writable in
-        let library = library!
-        if let copy = copy(vector, library) { return pointer(of: copy, library) }
-        let box = box(vector, library)
-        guard writable != 0 else { return UnsafeMutableRawPointer(mutating: box.address) }
-        // The first write: the vector becomes an ordinary copy of itself.
-        let isDouble = library.typeOf(vector) == RType.double.rawValue
-        let copy = library.protect(library.allocVector(isDouble ? RType.double.code : RType.integer.code, box.count))
-        let destination = pointer(of: copy, library)
-        destination.copyMemory(from: box.address, byteCount: box.count * (isDouble ? 8 : 4))
-        library.setAltrepData2(vector, copy)
-        library.unprotect(1)
-        return destination
+    private static let dataPointer: @convention(c) (SEXP, Int32) -> UnsafeMutableRawPointer? = { vector, _ in
+        box(vector).address
     }
 
     private static let dataPointerOrNull: @convention(c) (SEXP) -> UnsafeRawPointer? = { vector in
-        let library = library!
-        if let copy = copy(vector, library) { return UnsafeRawPointer(pointer(of: copy, library)) }
-        return box(vector, library).address
+        UnsafeRawPointer(box(vector).address)
     }
 
     private static let doubleElement: @convention(c) (SEXP, Int) -> Double = { vector, index in
-        let library = library!
-        if let copy = copy(vector, library) { return library.real(copy)[index] }
-        return box(vector, library).address.load(fromByteOffset: index * 8, as: Double.self)
+        box(vector).address.load(fromByteOffset: index * 8, as: Double.self)
     }
 
     private static let integerElement: @convention(c) (SEXP, Int) -> Int32 = { vector, index in
-        let library = library!
-        if let copy = copy(vector, library) { return library.integer(copy)[index] }
-        return box(vector, library).address.load(fromByteOffset: index * 4, as: Int32.self)
-    }
-
-    private static func pointer(of vector: SEXP, _ library: RLibrary) -> UnsafeMutableRawPointer {
-        library.typeOf(vector) == RType.double.rawValue
-            ? UnsafeMutableRawPointer(library.real(vector)) : UnsafeMutableRawPointer(library.integer(vector))
+        box(vector).address.load(fromByteOffset: index * 4, as: Int32.self)
     }
 }

@@ -100,3 +100,43 @@ package final class SharedSegment: @unchecked Sendable {
         return SharedSegment(descriptor: fd, base: base, mappedLength: fileSize, byteCount: declared, isWritable: false)
     }
 }
+
+/// A private, writable view of a segment: reading it reads the shared memory where it
+/// lies; writing a page gives this process a copy of that page of its own (copy on
+/// write), which no other process, nor any other view, sees. For code that may write what
+/// it is handed (R does, in place, to vectors it believes it alone holds).
+///
+/// `@unchecked Sendable`: its stored properties are immutable `let`s (an address and
+/// lengths, and the segment it keeps alive); the private pages behind `base` belong to
+/// whoever holds this view, which hands them to one consumer.
+package final class PrivateView: @unchecked Sendable {
+    /// The view's copy of the segment's first payload byte.
+    package let payload: UnsafeMutableRawPointer
+    private let base: UnsafeMutableRawPointer
+    private let length: Int
+    /// Keeps the memory (and its descriptor) alive while the view exists.
+    private let segment: SharedSegment
+
+    fileprivate init(segment: SharedSegment, base: UnsafeMutableRawPointer, length: Int) {
+        self.segment = segment
+        self.base = base
+        self.length = length
+        self.payload = base + SharedSegment.headerSize
+    }
+
+    deinit {
+        munmap(base, length)
+    }
+}
+
+extension SharedSegment {
+    /// A private, writable view of this segment (see `PrivateView`).
+    package func privateView() throws(SharedMemoryError) -> PrivateView {
+        let length = Self.headerSize + byteCount
+        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, descriptor, 0), base != MAP_FAILED else {
+            throw SharedMemoryError("cannot map a private view of shared memory", errno: errno)
+        }
+        return PrivateView(segment: self, base: base, length: length)
+    }
+}
+

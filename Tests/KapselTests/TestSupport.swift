@@ -64,11 +64,14 @@ struct ProcessOutcome {
 }
 
 /// Runs an executable with exactly `environment` and returns its exit status and output.
-func runProcess(_ path: String, arguments: [String] = [], environment: [String: String], timeout: TimeInterval = 20) throws -> ProcessOutcome {
+func runProcess(
+    _ path: String, arguments: [String] = [], environment: [String: String], workingDirectory: String? = nil, timeout: TimeInterval = 20
+) throws -> ProcessOutcome {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.environment = environment
+    if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
