@@ -4,6 +4,7 @@ import Distributed
 import Kapsel
 import KapselArrow
 import KapselPython
+import KapselR
 import KapselSequences
 
 // MARK: A job
@@ -76,7 +77,7 @@ distributed actor Counter: KapselActor {
 }
 
 // MARK: Bootstrap
-Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self], actors: [Counter.self, PythonSession.self])
+Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self], actors: [Counter.self, PythonSession.self, RSession.self])
 
 // MARK: Submit and await
 try await withDaemons(2) { daemons in
@@ -192,6 +193,28 @@ try await withDaemons(1) { daemons in
     } catch let error as JobError {
         print(error.code)                                                // ...is a crashed daemon, not a crashed host
     }
+}
+
+// MARK: R
+if (try? RRuntime()) == nil {
+    print("R is not installed (no R_HOME, no R on the PATH): the R part of the tour is skipped")
+} else {
+try await withDaemons(1) { daemons in
+    let runtime = try RRuntime()                                        // R_HOME, or `R RHOME`: any R built as a shared library
+    let r = try await daemons.rSession(RSession.Configuration(runtime: runtime))
+    let brms = r.module("brms")                                         // calls read like the R functions
+    let epilepsy = try await r.eval("brms::epilepsy").table!            // a data.frame comes back as a SharedTable
+    let fit = try await brms.brm(RFormula("count ~ zAge + (1 | patient)"), data: epilepsy,
+                                 family: .call("poisson"), chains: 2, iter: 300, refresh: 0)   // an RObject handle
+    let draws = try await r.call("as.matrix", fit).tensor()             // the posterior draws, in shared memory
+    print(draws.shape[0], draws.layout)                                 // 300 columnMajor
+    print(try await r.call("summary", fit).string().contains("Family: poisson"))   // true
+    do {
+        _ = try await r.eval("stop('boom')")
+    } catch let error as JobError {
+        print(RError(error)!.message)                                   // boom (with R's call and traceback)
+    }
+}
 }
 
 // MARK: Arrow

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Kapsel
 import KapselPython
+import KapselR
 
 /// The `kapsel` command. Its own executable is also its daemon: `Kapsel.bootstrap`
 /// comes first, so a re-launched copy runs jobs instead of parsing arguments.
 @main
 struct KapselMain {
     static func main() async {
-        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all, actors: [EchoActor.self, PythonSession.self])
+        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all, actors: [EchoActor.self, PythonSession.self, RSession.self])
         await KapselCommand.main()
     }
 }

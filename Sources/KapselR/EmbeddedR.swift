@@ -25,7 +25,7 @@ final class EmbeddedR: Sendable {
     /// Folders first on `.libPaths()` (an environment's library), fixed at start.
     let libraryPaths: [String]
     let library: RLibrary
-    let thread = RThread()
+    let thread = RThread.shared
     /// The helper's environment and other objects R must keep, by their address.
     private let helper: UInt
     private let objects = Mutex<[KapselActorID: UInt]>([:])

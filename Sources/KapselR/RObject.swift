@@ -14,6 +14,11 @@ import Kapsel
 public distributed actor RObject: KapselActor {
     public typealias ActorSystem = KapselActorSystem
 
+    /// R's thread: the methods call into R where they run.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        RExecutor.shared.asUnownedSerialExecutor()
+    }
+
     /// What the daemon knows of the object when it makes the handle.
     public struct Configuration: Codable, Sendable {
         /// Its classes (or R type), joined with `/`.

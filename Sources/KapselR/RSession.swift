@@ -24,6 +24,11 @@ import KapselArrow
 public distributed actor RSession: KapselActor {
     public typealias ActorSystem = KapselActorSystem
 
+    /// R's thread: the methods call into R where they run.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        RExecutor.shared.asUnownedSerialExecutor()
+    }
+
     /// Which R, with which libraries.
     public struct Configuration: Codable, Sendable, Hashable {
         /// The R installation.

@@ -10,6 +10,9 @@ import Synchronization
 /// The thread has a stack of its own, large enough for what R and the packages it loads
 /// recurse into (R's own stack check is set to it).
 final class RThread: Sendable {
+    /// The thread of this process's R (and of its actors' executor).
+    static let shared = RThread()
+
     /// Bytes of stack the thread gets.
     static let stackSize = 64 << 20
 
@@ -19,7 +22,7 @@ final class RThread: Sendable {
     private let identity = Mutex<pthread_t?>(nil)
 
     /// Starts the thread, which lives as long as the process (as R does).
-    init() {
+    private init() {
         let thread = Thread { [self] in serve() }
         thread.name = "kapsel.r"
         thread.stackSize = Self.stackSize
@@ -39,9 +42,11 @@ final class RThread: Sendable {
         identity.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
-    /// Runs `body` on the thread, after what was submitted before, and waits for it.
+    /// Runs `body` on the thread, after what was submitted before, and waits for it; at
+    /// once when the caller is on the thread already (an R actor's method).
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        if isCurrent { return try body() }
+        return try await withCheckedThrowingContinuation { continuation in
             submit { continuation.resume(with: Result(catching: body)) }
         }
     }

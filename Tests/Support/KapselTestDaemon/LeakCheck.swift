@@ -1,15 +1,19 @@
 import Kapsel
+import KapselR
 import KapselTestJobs
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// What pools leave behind in their host, measured in a process where nothing else runs.
+/// What pools leave behind in their host, measured in a process where nothing else runs:
+/// pools of crashing, timed-out and killed daemons, some holding shared memory, and R daemons.
 enum LeakCheck {
     static func run() async throws -> Bool {
-        // Process-lifetime resources (event loop threads, the supervisor) exist after a first pool.
+        // Process-lifetime resources (event loop threads, the supervisor) exist after a first
+        // pool; finding R runs two programs of its own.
         try await withDaemons(1) { _ in }
+        let runtime = try RRuntime()
         let before = MemoryUsage.current()
         for _ in 0..<3 {
             try await withDaemons(2) { daemons in
@@ -29,10 +33,20 @@ enum LeakCheck {
                 _ = await holding.result
             }
         }
+        // R daemons: a session holding shared memory it was given, then R killing its
+        // daemon with a segfault, and a fresh session in the replacement.
+        try await withDaemons(1) { daemons in
+            let r = try await daemons.rSession(RSession.Configuration(runtime: runtime))
+            let tensor = try SharedTensor(try SharedArray<Double>(repeating: 2, count: 4 << 20), shape: [4 << 20], layout: .columnMajor)
+            _ = try await r.call("assign", "kept", tensor, named: ["envir": RValue.call("globalenv")])
+            _ = try? await r.eval("tools::pskill(Sys.getpid(), 11L)")
+            let again = try await daemons.rSession(RSession.Configuration(runtime: runtime))
+            _ = try await again.call("sum", tensor)
+        }
         // Closing is asynchronous in places (a channel closes on its event loop, a reaped
         // daemon's pidfd after the reap): a leak is what is still open a moment later.
         var after = MemoryUsage.current()
-        for _ in 0..<40 where after.openDescriptors != before.openDescriptors {
+        for _ in 0..<40 where after.openDescriptors > before.openDescriptors {
             try await Task.sleep(for: .milliseconds(50))
             after = MemoryUsage.current()
         }
@@ -40,6 +54,7 @@ enum LeakCheck {
         print("descriptors \(before.openDescriptors) -> \(after.openDescriptors)")
         print("shared memory \(before.residentSharedKB) kB -> \(after.residentSharedKB) kB")
         print("child processes \(children)")
-        return after.openDescriptors == before.openDescriptors && after.residentSharedKB - before.residentSharedKB < 4 << 10 && children == 0
+        // Fewer than before is no leak: Foundation closes a pipe of its first child process lazily.
+        return after.openDescriptors <= before.openDescriptors && after.residentSharedKB - before.residentSharedKB < 4 << 10 && children == 0
     }
 }
