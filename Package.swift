@@ -6,7 +6,7 @@ import PackageDescription
 /// Targets follow the layers of the design, lowest first:
 /// `CKapselShim` (C: syscalls Swift cannot reach) → `KapselWire` (frames, handshake, binary coder)
 /// → `Kapsel` (jobs, daemons, dispatcher) → capabilities above it (`KapselSequences`,
-/// `KapselPython`, `KapselR`) → `KapselCLI` (the `kapsel` command).
+/// `KapselPython`, `KapselR`, `KapselSlurm`) → `KapselCLI` (the `kapsel` command).
 let package = Package(
     name: "Kapsel",
     platforms: [.macOS(.v15)],
@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "KapselSequences", targets: ["KapselSequences"]),
         .library(name: "KapselPython", targets: ["KapselPython"]),
         .library(name: "KapselR", targets: ["KapselR"]),
+        .library(name: "KapselSlurm", targets: ["KapselSlurm"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
@@ -69,6 +70,7 @@ let package = Package(
             name: "KapselR",
             dependencies: ["Kapsel", "KapselWire", "KapselArrow", .product(name: "Crypto", package: "swift-crypto"), .product(name: "DequeModule", package: "swift-collections")]
         ),
+        .target(name: "KapselSlurm", dependencies: ["Kapsel"]),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [
@@ -76,12 +78,13 @@ let package = Package(
                 "KapselSequences",
                 "KapselPython",
                 "KapselR",
+                "KapselSlurm",
                 "CKapselShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // The README's tour as a program; the tests run it and check the README against it.
-        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR"], path: "Examples/KapselTour"),
+        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
         // Checks that the compact coder's fast path and `Codable` agree, for the tests of both layers that have fast paths.
@@ -110,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

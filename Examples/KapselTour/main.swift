@@ -6,6 +6,7 @@ import KapselArrow
 import KapselPython
 import KapselR
 import KapselSequences
+import KapselSlurm
 
 // MARK: A job
 struct Simulate: Job {
@@ -175,6 +176,28 @@ network.launch = .command("env OMP_NUM_THREADS=1 {command}")   // or "srun --mem
 try await withDaemons(2, options: network) { daemons in
     print(daemons.url.hasPrefix("tls+tcp://127.0.0.1:"))  // true: the real port is in the URL
     print(try await daemons.submit(Simulate(mean: 3, sd: 1, n: 1_000)).value > 2)   // true
+}
+
+// MARK: Controllers and clusters
+try await withDaemons(controller: .local(workers: 0...4, idleTime: .seconds(10))) { daemons in
+    let means = await daemons.map(1...200) { Simulate(mean: Double($0), sd: 1, n: 10_000) }   // workers start as jobs wait
+    print(means.count, daemons.status().launching + daemons.status().online <= 4)               // 200 true
+}
+
+var cluster = ControllerOptions(workers: 0...4, idleTime: .seconds(30), crashesMax: 5)
+let slurm = SlurmLaunch(partition: "debug", cpusPerTask: 1, memoryPerCPU: "2G",
+                        scriptLines: ["export OMP_NUM_THREADS=1"])   // e.g. "module load swift"
+cluster.launch = .slurm(slurm)
+if SlurmLaunch.clusterAnswers() {
+try await withControllers(["local": .local(workers: 0...4), "cluster": cluster]) { group in
+    let small = group.submit(Simulate(mean: 1, sd: 1, n: 10))          // the default profile: the first
+    let big = try await group["cluster"].map(1...100) { Simulate(mean: Double($0), sd: 1, n: 1_000) }
+    print(try await small.value < 2, big.count)                         // true 100
+    print(group.status())       // per profile: workers online, idle, launching; jobs waiting; crashes; Slurm job ids
+}
+} else {
+    print("no Slurm cluster answers here; a worker would be submitted as:")
+    print(slurm.batchScript(program: ["/opt/app/worker"], jobName: "kapsel-example"))
 }
 
 // MARK: Python

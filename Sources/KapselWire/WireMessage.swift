@@ -53,7 +53,7 @@ public enum WireMessage: Sendable, Equatable {
     case forget(names: [UInt64])
 
     /// The protocol version this build speaks.
-    public static let protocolVersion: UInt16 = 1
+    public static let protocolVersion: UInt16 = 2
 
     enum Kind: UInt8 {
         case challenge = 1, hello, welcome, refused, run, cancel, result, shutdown, released, call, callResult, releaseActors, actorCount, heartbeat,
@@ -113,14 +113,18 @@ public struct Hello: Sendable, Equatable {
     public var nonce: [UInt8]
     /// HMAC of the host's nonce, this nonce and the token under the shared secret.
     public var proof: [UInt8]
+    /// The resource manager's job the daemon runs in (`slurm 1234`), or empty: shown in
+    /// the host's status, not part of the proof.
+    public var batchJob: String
 
     /// Creates a hello.
-    public init(protocolVersion: UInt16 = WireMessage.protocolVersion, pid: Int32, token: String, nonce: [UInt8], proof: [UInt8]) {
+    public init(protocolVersion: UInt16 = WireMessage.protocolVersion, pid: Int32, token: String, nonce: [UInt8], proof: [UInt8], batchJob: String = "") {
         self.protocolVersion = protocolVersion
         self.pid = pid
         self.token = token
         self.nonce = nonce
         self.proof = proof
+        self.batchJob = batchJob
     }
 }
 

@@ -79,6 +79,7 @@ extension WireMessage {
             buffer.writeLongString(hello.token)
             buffer.writeShortBytes(hello.nonce)
             buffer.writeShortBytes(hello.proof)
+            buffer.writeLongString(hello.batchJob)
         case .welcome(let welcome):
             buffer.writeInteger(Kind.welcome.rawValue)
             buffer.writeInteger(welcome.daemonIndex)
@@ -165,7 +166,8 @@ extension WireMessage {
             let token = try body.readLongString("hello token")
             let nonce = try body.readShortBytes("hello nonce")
             let proof = try body.readShortBytes("hello proof")
-            message = .hello(Hello(protocolVersion: version, pid: pid, token: token, nonce: nonce, proof: proof))
+            let batchJob = try body.readLongString("hello batch job")
+            message = .hello(Hello(protocolVersion: version, pid: pid, token: token, nonce: nonce, proof: proof, batchJob: batchJob))
         case .welcome:
             let index = try body.read(UInt32.self, "welcome index")
             let instance = try body.read(UInt32.self, "welcome instance")

@@ -89,15 +89,21 @@ struct DispatcherHarness {
     var readiness: [Result<Void, DaemonsError>] = []
     var stopsResumed = 0
 
-    /// A pool of `slots` slots, all launched; connected too unless `connect` is false.
-    init(slots: Int, mode: DispatcherState.Mode = .dispatcher, maxStartFailures: Int = 3, launchesProcesses: Bool = true, connect: Bool = true) {
+    /// A pool of `slots` slots sized by `scaling` (all launched by default); what was
+    /// launched is connected too unless `connect` is false.
+    init(
+        slots: Int, mode: DispatcherState.Mode = .dispatcher, maxStartFailures: Int = 3, launchesProcesses: Bool = true, scaling: ScalingPolicy? = nil,
+        connect: Bool = true
+    ) {
         let counter = Atomic<Int>(0)
         state = DispatcherState(slotCount: slots, mode: mode, cancellationGrace: .milliseconds(50), maxStartFailures: maxStartFailures,
-                                launchesProcesses: launchesProcesses) { "token-\(counter.add(1, ordering: .relaxed).newValue)" }
+                                launchesProcesses: launchesProcesses, scaling: scaling, launcherDescription: "test launcher") {
+            "token-\(counter.add(1, ordering: .relaxed).newValue)"
+        }
         links = Array(repeating: nil, count: slots)
         execute(state.start())
         if connect {
-            for slot in 0..<slots { self.connect(slot: slot) }
+            for slot in 0..<slots where state.slots[slot].isStarting { self.connect(slot: slot) }
         }
     }
 
@@ -129,7 +135,7 @@ struct DispatcherHarness {
     func link(_ slot: Int) -> FakeLink { links[slot]! }
 
     @discardableResult
-    mutating func submit(_ id: UInt64, timeout: Duration? = nil, retries: Int = 0) -> FakeResolver {
+    mutating func submit(_ id: UInt64, timeout: Duration? = nil, retries: Int? = 0) -> FakeResolver {
         let resolver = FakeResolver()
         execute(state.submit(id: id, jobType: "T", envelope: Envelope(payload: ByteBuffer()), resolver: resolver, timeout: timeout, retries: retries))
         return resolver

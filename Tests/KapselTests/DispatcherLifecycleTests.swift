@@ -139,7 +139,7 @@ struct DispatcherLifecycleTests {
     /// Setup jobs run whenever a slot starts; on their own they are no reason to start it.
     @Test func aParkedSlotWithSetupJobsStaysParked() {
         var harness = DispatcherHarness(slots: 1)
-        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolvers: [FakeResolver()]))
+        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolver: { _ in FakeResolver() }))
         harness.finish(slot: 0, harness.link(0).runIDs[0])
         harness.execute(harness.state.daemonRetiring(slot: 0, instance: 1, exitCode: UInt8(DaemonExitCode.idle.rawValue)))
         harness.exit(slot: 0, .exited(code: DaemonExitCode.idle.rawValue))

@@ -257,13 +257,13 @@ struct DispatcherStateTests {
         for _ in 1...3 {
             harness.exit(slot: 0, .exited(code: 78), output: "bootstrap missing")
         }
-        #expect(resolver.errorCode == .daemonsUnavailable)
+        #expect(resolver.errorCode == .launchFailed)
         #expect(resolver.error?.message.contains("bootstrap missing") == true)
         #expect(harness.state.slots[0].hasFailed)
         #expect(harness.launches.count == 3)
         // Every slot gone: new jobs fail at once.
         let late = harness.submit(2)
-        #expect(late.errorCode == .daemonsUnavailable)
+        #expect(late.errorCode == .launchFailed)
     }
 
     @Test func aLaunchThatFailsIsRetriedThenGivenUp() {
@@ -284,7 +284,7 @@ struct DispatcherStateTests {
         var harness = DispatcherHarness(slots: 2)
         harness.submit(1)
         let setups = [FakeResolver(), FakeResolver()]
-        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolvers: setups))
+        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolver: { setups[$0] }))
         let setupIDs = harness.links.map { $0!.runIDs.last! }
         #expect(harness.link(0).runIDs == [1])
         #expect(harness.link(1).runIDs.count == 1, "the idle daemon runs its setup at once")
@@ -300,7 +300,7 @@ struct DispatcherStateTests {
     @Test func aReplacementRunsTheSetupBeforeAnythingElse() {
         var harness = DispatcherHarness(slots: 1)
         let setup = FakeResolver()
-        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolvers: [setup]))
+        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolver: { _ in setup }))
         harness.finish(slot: 0, harness.link(0).runIDs[0])
         let job = harness.submit(1, retries: 1)
         harness.crashAndReplace(slot: 0)
@@ -314,13 +314,13 @@ struct DispatcherStateTests {
 
     @Test func aSetupThatKillsEveryNewDaemonGivesTheSlotUp() {
         var harness = DispatcherHarness(slots: 1)
-        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolvers: [FakeResolver()]))
+        harness.execute(harness.state.everywhere(jobType: "Setup", envelope: Envelope(payload: ByteBuffer()), resolver: { _ in FakeResolver() }))
         let job = harness.submit(1)
         for _ in 1...3 where !harness.state.slots[0].hasFailed {
             harness.exit(slot: 0, .signaled(signal: SIGABRT))
             if !harness.state.slots[0].hasFailed { harness.connect(slot: 0) }
         }
         #expect(harness.state.slots[0].hasFailed)
-        #expect(job.errorCode == .daemonsUnavailable)
+        #expect(job.errorCode == .launchFailed)
     }
 }

@@ -64,7 +64,9 @@ extension ProcessTests {
             #expect(outcome.output.contains("2000 true\n"))
             #expect(outcome.output.contains("\nsd must be positive, got -1.0\n"))
             #expect(outcome.output.contains("\n(1.5, 2.25)\n2 9\ntrue\n"))
-            #expect(outcome.output.contains("\ntrue\ntrue\ndouble(2.5)\nZeroDivisionError\ndaemon crashed\n300 columnMajor\ntrue\nboom\n1.5\n"), "the network, Python and R tours, then Arrow's 1.5")
+            #expect(outcome.output.contains("\ntrue\ntrue\n200 true\ntrue 100\nprofile local\n"), "the network tour, then the controllers'")
+            #expect(outcome.output.contains("profile cluster\n") && outcome.output.contains("batch job") && outcome.output.contains(" slurm "), "the cluster profile ran on Slurm")
+            #expect(outcome.output.contains("\ndouble(2.5)\nZeroDivisionError\ndaemon crashed\n300 columnMajor\ntrue\nboom\n1.5\n"), "the Python and R tours, then Arrow's 1.5")
         }
     }
 }

@@ -9,6 +9,7 @@ struct FrameDecoderTests {
     static let messages: [WireMessage] = [
         .challenge(Challenge(nonce: Array(repeating: 7, count: 32))),
         .hello(Hello(pid: 1234, token: "token-1", nonce: Array(repeating: 1, count: 32), proof: Array(repeating: 2, count: 32))),
+        .hello(Hello(pid: 7, token: "", nonce: [1], proof: [2], batchJob: "slurm 1234")),
         .welcome(Welcome(daemonIndex: 3, instance: 9, proof: Array(repeating: 4, count: 32))),
         .refused("wrong secret"),
         .run(RunRequest(requestID: 42, jobType: "App.Simulate", payload: ByteBuffer(bytes: [1, 2, 3]))),

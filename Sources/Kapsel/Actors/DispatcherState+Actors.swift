@@ -50,7 +50,9 @@ extension DispatcherState {
             slot = index
         case .leastLoaded:
             let load = actors.loadBySlot
-            guard let best = slots.indices.filter({ !slots[$0].hasFailed }).min(by: { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }) else {
+            // The fewest actors; among equals a running worker before a parked slot.
+            func rank(_ index: Int) -> (Int, Int, Int) { (load[index] ?? 0, slots[index].isParked ? 1 : 0, index) }
+            guard let best = slots.indices.filter({ !slots[$0].hasFailed }).min(by: { rank($0) < rank($1) }) else {
                 return [.resolve(call.resolver, .failure(unavailableError(jobType: call.display)))]
             }
             slot = best
@@ -76,12 +78,13 @@ extension DispatcherState {
                  daemon: DaemonIdentity(index: slot, instance: actors.routes[id]?.instance ?? 0, pid: nil), termination: termination)
     }
 
-    /// Sends call `id` to `slot`, or holds it until the daemon is online.
+    /// Sends call `id` to `slot`, or holds it until the daemon is online (starting a
+    /// parked slot's worker for it).
     private mutating func deliver(_ id: UInt64, to slot: Int) -> [DispatcherAction] {
         guard var call = actors.calls[id] else { return [] }
         guard let link = slots[slot].link else {
             actors.perSlot[slot].waiting.append(id)
-            return []
+            return slots[slot].isParked && phase == .running ? relaunch(slot) : []
         }
         call.sentTo = (slot, slots[slot].instance)
         actors.calls[id] = call
@@ -123,6 +126,7 @@ extension DispatcherState {
             }
         }
         actions += dismissIfRetired(slot)
+        actions += idleCheck(slot)
         return actions
     }
 

@@ -30,13 +30,17 @@ public struct DaemonConfiguration: Sendable {
     public var descriptorChannel: Int32?
     /// Plain arrays of at least this many bytes in results travel as shared memory.
     public var inlineLimit: Int
+    /// The resource manager's job this daemon runs in (`slurm 1234`), told to the host
+    /// for its status; found in the environment a resource manager sets.
+    public var batchJob: String?
 
     /// Creates a configuration.
     public init(
         url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
         descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil, heartbeat: HeartbeatSettings? = nil,
-        lifetime: DaemonLifetime = DaemonLifetime(), waitForHost: Duration? = nil
+        lifetime: DaemonLifetime = DaemonLifetime(), waitForHost: Duration? = nil, batchJob: String? = Self.batchJobFromEnvironment()
     ) {
+        self.batchJob = batchJob
         self.lifetime = lifetime
         self.waitForHost = waitForHost
         self.url = url
@@ -69,6 +73,7 @@ public struct DaemonConfiguration: Sendable {
         }
         let url = take(DaemonEnvironment.url)
         var secretHex = take(DaemonEnvironment.secret)
+        if secretHex == nil, let path = take(DaemonEnvironment.secretFile) { secretHex = try takeSecret(fromFile: path) }
         if secretHex == nil, take(DaemonEnvironment.secretOnStandardInput) == "1" { secretHex = readLine(strippingNewline: true) }
         let token = take(DaemonEnvironment.token) ?? ""
         let hostPID = take(DaemonEnvironment.hostPID).flatMap { Int32($0) }
@@ -90,6 +95,35 @@ public struct DaemonConfiguration: Sendable {
             url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel,
             inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat, lifetime: lifetime, waitForHost: waitForHost
         )
+    }
+}
+
+extension DaemonConfiguration {
+    /// The job a resource manager runs this process in, from the variables Slurm, PBS,
+    /// LSF and SGE set: `slurm 1234`, `pbs 56.server`, `lsf 78`, `sge 90`.
+    public static func batchJobFromEnvironment() -> String? {
+        let managers = [("SLURM_JOB_ID", "slurm"), ("PBS_JOBID", "pbs"), ("LSB_JOBID", "lsf"), ("JOB_ID", "sge")]
+        for (variable, manager) in managers {
+            // SGE's JOB_ID is a common name: only with SGE_ROOT set is it SGE's.
+            guard variable != "JOB_ID" || getenv("SGE_ROOT") != nil, let value = getenv(variable) else { continue }
+            return "\(manager) \(String(cString: value))"
+        }
+        return nil
+    }
+
+    /// The first line of the secret file at `path`, which is then deleted; it must be
+    /// readable by its owner only.
+    static func takeSecret(fromFile path: String) throws(DaemonConfigurationError) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw DaemonConfigurationError("cannot read the secret file \(path): \(String(cString: strerror(errno)))") }
+        defer { unlink(path) }
+        guard info.st_mode & 0o077 == 0 else { throw DaemonConfigurationError("the secret file \(path) may be read by others (mode \(String(info.st_mode & 0o777, radix: 8))): refusing it") }
+        guard let file = fopen(path, "r") else { throw DaemonConfigurationError("cannot open the secret file \(path): \(String(cString: strerror(errno)))") }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        guard fgets(&line, Int32(line.count), file) != nil else { throw DaemonConfigurationError("the secret file \(path) is empty") }
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(text.prefix { !$0.isNewline })
     }
 }
 

@@ -38,7 +38,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
         self.registry = registry
         self.descriptors = descriptors
         self.tlsMismatch = tlsMismatch
-        self.state = DaemonConnectionState(secret: configuration.secret, token: configuration.token, pid: getpid())
+        self.state = DaemonConnectionState(secret: configuration.secret, token: configuration.token, pid: getpid(), batchJob: configuration.batchJob)
         self.lifetime = configuration.lifetime.isLimited ? LifetimeMonitor(configuration.lifetime) : nil
         self.onExit = onExit
         self.onHostLost = onHostLost

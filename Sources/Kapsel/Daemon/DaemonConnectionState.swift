@@ -44,16 +44,19 @@ struct DaemonConnectionState {
     private let secret: HostSecret
     private let token: String
     private let pid: Int32
+    private let batchJob: String?
     private let makeNonce: @Sendable () -> [UInt8]
     private(set) var state = State.awaitingChallenge
     /// Set when the daemon told the host it retires: the exit code of its shutdown.
     private var retirement: DaemonExitCode?
 
-    /// `token` is the launch token the host issued; `pid` this process's, for the hello.
-    init(secret: HostSecret, token: String, pid: Int32, makeNonce: @escaping @Sendable () -> [UInt8] = randomNonce) {
+    /// `token` is the launch token the host issued; `pid` this process's and `batchJob`
+    /// the resource manager's job it runs in, for the hello.
+    init(secret: HostSecret, token: String, pid: Int32, batchJob: String? = nil, makeNonce: @escaping @Sendable () -> [UInt8] = randomNonce) {
         self.secret = secret
         self.token = token
         self.pid = pid
+        self.batchJob = batchJob
         self.makeNonce = makeNonce
     }
 
@@ -74,7 +77,7 @@ struct DaemonConnectionState {
             let nonce = makeNonce()
             let proof = secret.daemonProof(hostNonce: challenge.nonce, daemonNonce: nonce, token: token)
             state = .awaitingWelcome(hostNonce: challenge.nonce, daemonNonce: nonce)
-            return [.send(.hello(Hello(pid: pid, token: token, nonce: nonce, proof: proof)))]
+            return [.send(.hello(Hello(pid: pid, token: token, nonce: nonce, proof: proof, batchJob: batchJob ?? "")))]
         case (.awaitingWelcome(let hostNonce, let daemonNonce), .welcome(let welcome)):
             guard HostSecret.proofsMatch(welcome.proof, secret.hostProof(hostNonce: hostNonce, daemonNonce: daemonNonce)) else {
                 return finish(.refused, "the host could not prove it knows the secret; refusing to work for it")

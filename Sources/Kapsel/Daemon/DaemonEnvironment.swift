@@ -8,6 +8,9 @@ enum DaemonEnvironment {
     static let url = "KAPSEL_HOST_URL"
     /// The per-host secret, hex.
     static let secret = "KAPSEL_SECRET"
+    /// A file, readable only by its owner, whose first line is the secret; the daemon
+    /// deletes it once read (for batch jobs, whose environment a resource manager may show).
+    static let secretFile = "KAPSEL_SECRET_FILE"
     /// `1`: the secret comes as the first line of standard input (over SSH).
     static let secretOnStandardInput = "KAPSEL_SECRET_STDIN"
     /// The launch token that tells the host which slot this daemon fills.

@@ -36,13 +36,18 @@ enum TimerEvent: Sendable, Hashable {
     case stopGrace(slot: Int, instance: Int)
     /// An actor call's time limit.
     case callTimeout(call: UInt64)
+    /// The time a launch has to connect.
+    case launchDeadline(slot: Int, instance: Int)
+    /// The time a worker may sit idle before it retires; `assigned` is its job count when
+    /// it fell idle (a job since, and it was not idle all along).
+    case idle(slot: Int, instance: Int, assigned: Int)
 
     /// Whether the shell keeps the timer so that `cancelTimer` can drop it: time limits
     /// may be long and are usually outlived; graces are short and usually fire.
     var isCancellable: Bool {
         switch self {
         case .timeout, .callTimeout: true
-        case .cancelGrace, .disconnectGrace, .stopGrace: false
+        case .cancelGrace, .disconnectGrace, .stopGrace, .launchDeadline, .idle: false
         }
     }
 }

@@ -18,6 +18,7 @@ extension DispatcherState {
     /// and the slot starts over (or parks, or is given up).
     mutating func slotEnded(_ index: Int, instance: Int, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
         let neverOnline = slots[index].isStarting
+        let launchTimedOut = slots[index].launchTimedOut ? scaling.launchTimeout : nil
         let departure = slots[index].departure
         var actions: [DispatcherAction] = []
         if let link = slots.disconnect(index) { actions.append(.close(link)) }
@@ -51,18 +52,20 @@ extension DispatcherState {
                 waitAgain.append(id)
                 continue
             }
-            _ = jobs.remove(id)
+            let crashes = jobs.remove(id).map(\.crashes) ?? 1
+            let times = crashes > 1 ? " (its daemon died under it \(crashes) times: the limit is \(crashes - 1) retries)" : ""
             let error: JobError = switch cause {
             case .connectionFailed(let reason):
-                JobError(.connectionLost, "the connection to the daemon failed: \(reason)", jobType: record.jobType, daemon: identity, termination: termination)
+                JobError(.connectionLost, "the connection to the daemon failed: \(reason)\(times)", jobType: record.jobType, daemon: identity, termination: termination)
             case .unresponsive, nil:
-                JobError(.crashed, "the daemon died with \(Self.explain(termination)) while running the job", jobType: record.jobType, daemon: identity, termination: termination, daemonOutput: output)
+                JobError(.crashed, "the daemon died with \(Self.explain(termination)) while running the job\(times)", jobType: record.jobType, daemon: identity, termination: termination, daemonOutput: output)
             }
             actions.append(.resolve(record.resolver, .failure(error)))
         }
         if neverOnline {
             slots[index].startFailures += 1
-            slots[index].lastFailure = "it exited with \(Self.explain(termination)) before connecting" + (output.map { "; its output:\n\($0)" } ?? "")
+            let what = launchTimedOut.map { "it did not connect within \($0) and was stopped" } ?? "it exited with \(Self.explain(termination)) before connecting"
+            slots[index].lastFailure = what + (output.map { "; its output:\n\($0)" } ?? "")
         } else if cause == nil, retirement == nil {
             slots[index].crashed += 1
             slots[index].lastFailure = "it died with \(Self.explain(termination))" + (output.map { "; its output:\n\($0)" } ?? "")
@@ -85,7 +88,7 @@ extension DispatcherState {
             rebuildSetup(index)
         } else {
             rebuildSetup(index)
-            actions.append(relaunch(index))
+            actions += relaunch(index)
         }
         actions += dispatchToIdle()
         actions += readinessActions()
@@ -116,7 +119,7 @@ extension DispatcherState {
         if slots[index].startFailures >= maxStartFailures {
             actions = failSlot(index)
         } else {
-            actions = [relaunch(index)]
+            actions = relaunch(index)
         }
         actions += readinessActions()
         return actions
@@ -141,23 +144,27 @@ extension DispatcherState {
         slots[index].pinned = rebuilt
     }
 
-    /// Gives up on a slot that keeps failing to start; when no slot is left, every waiting job fails.
+    /// Gives up on a slot that keeps failing to start; when no slot is left, every waiting
+    /// job fails. A pool that scales then parks its slots again: the next work that waits
+    /// gives the launcher another try.
     private mutating func failSlot(_ index: Int) -> [DispatcherAction] {
         slots[index].state = .failed
         var actions = actorsOnFailedSlot(index)
         var failed = Array(slots[index].pinned)
         slots[index].pinned = []
-        if slots.allSatisfy(\.hasFailed) { failed += jobs.takeAllWaiting() }
+        let noneLeft = slots.allSatisfy(\.hasFailed)
+        if noneLeft { failed += jobs.takeAllWaiting() }
         for id in failed {
             guard let record = jobs.remove(id) else { continue }
             actions.append(.resolve(record.resolver, .failure(unavailableError(jobType: record.jobType))))
         }
+        if noneLeft, scaling.isElastic { slots.parkFailed() }
         return actions
     }
 
-    /// The error of a job no daemon can run, with why each slot failed.
+    /// The error of a job no daemon can run, with the launcher and why each slot failed.
     func unavailableError(jobType: String) -> JobError {
         let reasons = slots.all.compactMap { slot in slot.lastFailure.map { "daemon \(slot.index): \($0)" } }
-        return JobError(.daemonsUnavailable, "no daemon can run the job: they failed to start. " + reasons.joined(separator: "; "), jobType: jobType)
+        return JobError(.launchFailed, "no daemon can run the job: their launches failed (launcher: \(launcherDescription)). " + reasons.joined(separator: "; "), jobType: jobType)
     }
 }

@@ -9,15 +9,16 @@ import Glibc
 extension DispatcherState {
     // MARK: Submitting
 
-    /// A new job. `id` must be unique.
-    mutating func submit(id: UInt64, jobType: String, envelope: Envelope, resolver: any JobResolver, timeout: Duration?, retries: Int) -> [DispatcherAction] {
+    /// A new job. `id` must be unique. `retries`: how many times it runs again if its
+    /// daemon dies under it (nil: the pool's crash limit).
+    mutating func submit(id: UInt64, jobType: String, envelope: Envelope, resolver: any JobResolver, timeout: Duration?, retries: Int?) -> [DispatcherAction] {
         guard phase == .running else {
             return [.resolve(resolver, .failure(JobError(.stopped, "the daemons were stopped before the job was submitted", jobType: jobType)))]
         }
         guard let target = slots.nextTarget() else {
             return [.resolve(resolver, .failure(unavailableError(jobType: jobType)))]
         }
-        jobs.add(JobQueue.Record(id: id, jobType: jobType, envelope: envelope, resolver: resolver, timeout: timeout, retriesLeft: max(0, retries), setupTemplate: nil, call: nil))
+        jobs.add(JobQueue.Record(id: id, jobType: jobType, envelope: envelope, resolver: resolver, timeout: timeout, retriesLeft: scaling.retries(asked: retries), setupTemplate: nil, call: nil))
         switch mode {
         case .dispatcher:
             jobs.enqueue(id)
@@ -29,22 +30,25 @@ extension DispatcherState {
     }
 
     /// Adds a setup job run first on every daemon, now and on every daemon that starts
-    /// later. `resolvers[i]` receives the result of the run on slot `i` now.
-    mutating func everywhere(jobType: String, envelope: Envelope, resolvers: [any JobResolver]) -> [DispatcherAction] {
+    /// later. `resolver(i)` is asked for the receiver of the run on slot `i` for each slot
+    /// with a daemon now (or that failed); a parked slot runs the job when it starts.
+    mutating func everywhere(jobType: String, envelope: Envelope, resolver: (Int) -> any JobResolver) -> [DispatcherAction] {
         guard phase == .running else {
-            return resolvers.map { .resolve($0, .failure(JobError(.stopped, "the daemons were stopped", jobType: jobType))) }
+            return slots.indices.filter { !slots[$0].isParked }.map { .resolve(resolver($0), .failure(JobError(.stopped, "the daemons were stopped", jobType: jobType))) }
         }
         let template = jobs.addTemplate(JobQueue.SetupTemplate(jobType: jobType, envelope: envelope))
         var actions: [DispatcherAction] = []
-        for (index, resolver) in zip(slots.indices, resolvers) {
+        for index in slots.indices {
             if slots[index].hasFailed {
-                actions.append(.resolve(resolver, .failure(unavailableError(jobType: jobType))))
+                actions.append(.resolve(resolver(index), .failure(unavailableError(jobType: jobType))))
                 continue
             }
+            let parked = slots[index].isParked
             let id = jobs.makeInternalID()
-            jobs.add(JobQueue.Record(id: id, jobType: jobType, envelope: envelope, resolver: resolver, timeout: nil, retriesLeft: 0, setupTemplate: template, call: nil))
+            jobs.add(JobQueue.Record(id: id, jobType: jobType, envelope: envelope, resolver: parked ? SetupRunRecorder() : resolver(index), timeout: nil,
+                                     retriesLeft: 0, setupTemplate: template, call: nil))
             slots[index].pinned.append(id)
-            actions += dispatch(index)
+            if !parked { actions += dispatch(index) }
         }
         return actions
     }
@@ -60,19 +64,22 @@ extension DispatcherState {
         return actions
     }
 
-    /// Starts daemons again in parked slots while jobs wait for them: one per queued job
-    /// beyond the daemons that can take one, and any slot with jobs of its own waiting
-    /// (its setup jobs alone do not count: they run whenever it starts).
+    /// Starts daemons again in parked slots while work waits for them: as many as the
+    /// scaling policy asks for the queue, and any slot with work of its own waiting (jobs
+    /// pinned to it, or actor calls; its setup jobs alone do not count: they run whenever
+    /// it starts).
     private mutating func unparkForWaitingJobs() -> [DispatcherAction] {
         guard phase == .running else { return [] }
-        guard slots.all.contains(where: \.isParked) else { return [] }
-        var wanted = jobs.waiting.count - slots.all.reduce(0) { $0 + ($1.isStarting || ($1.isOnline && $1.inFlight.isEmpty) ? 1 : 0) }
+        let parked = slots.all.count(where: \.isParked)
+        guard parked > 0 else { return [] }
+        let ready = slots.all.count { $0.isStarting || $0.isIdle }
+        var wanted = scaling.launches(waiting: jobs.waiting.count, ready: ready, parked: parked)
         var actions: [DispatcherAction] = []
         for index in slots.indices where slots[index].isParked {
-            let ownWork = slots[index].pinned.contains { jobs[$0]?.setupTemplate == nil }
+            let ownWork = slots[index].pinned.contains { jobs[$0]?.setupTemplate == nil } || !actors.perSlot[index].waiting.isEmpty
             guard wanted > 0 || ownWork else { continue }
-            wanted -= 1
-            actions.append(relaunch(index))
+            if !ownWork { wanted -= 1 }
+            actions += relaunch(index)
         }
         return actions
     }
@@ -120,7 +127,33 @@ extension DispatcherState {
             actions.append(.resolve(record.resolver, outcome))
         }
         actions += dismissIfRetired(index)
+        actions += idleCheck(index)
         return actions
+    }
+
+    // MARK: Scaling down
+
+    /// When `slot`'s worker holds nothing, the time it may sit so before it retires
+    /// (in a pool that shrinks).
+    func idleCheck(_ index: Int) -> [DispatcherAction] {
+        guard let idleTime = scaling.idleTime, isIdle(index) else { return [] }
+        return [.schedule(.idle(slot: index, instance: slots[index].instance, assigned: slots[index].assigned), after: idleTime)]
+    }
+
+    /// Whether the worker of `index` has nothing to do: no job, no work waiting for it,
+    /// no actor call, no actor.
+    private func isIdle(_ index: Int) -> Bool {
+        slots[index].isIdle && slots[index].pinned.isEmpty && actors.perSlot[index].sent.isEmpty && actors.perSlot[index].actorCount == 0
+            && !actors.routes.values.contains { $0.slot == index && !$0.isPooled }
+    }
+
+    /// The idle time of `index`'s worker passed: if it stayed idle all along (it was sent
+    /// nothing since) and the pool keeps enough workers without it, it retires; its slot parks.
+    private mutating func retireIfIdle(_ index: Int, instance: Int, assigned: Int) -> [DispatcherAction] {
+        guard phase == .running, slots[index].instance == instance, slots[index].assigned == assigned, isIdle(index),
+              scaling.mayRetireIdle(staying: slots.staying) else { return [] }
+        slots[index].noteRetiring(.idle)
+        return dismissIfRetired(index)
     }
 
     // MARK: Retiring
@@ -181,6 +214,13 @@ extension DispatcherState {
         case .callTimeout(let id):
             guard let call = actors.calls[id] else { return [] }
             return stopCall(id, JobError(.timedOut, "the call did not finish within \(call.timeout.map { "\($0)" } ?? "its time limit")", jobType: call.display))
+        case .launchDeadline(let index, let instance):
+            // A launch that has not connected in time is stopped; its end is a failed start.
+            guard phase == .running, slots[index].instance == instance, slots[index].isStarting else { return [] }
+            slots.launchTimedOut(index)
+            return slots[index].process.map { [.signal(pid: $0.pid, signal: SIGKILL)] } ?? []
+        case .idle(let index, let instance, let assigned):
+            return retireIfIdle(index, instance: instance, assigned: assigned)
         case .disconnectGrace(let index, let instance):
             guard slots[index].instance == instance, case .closing(let process?, _) = slots[index].state else { return [] }
             slots[index].noteKill(.connectionFailed("the daemon closed its connection and did not exit"))

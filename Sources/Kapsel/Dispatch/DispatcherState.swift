@@ -31,6 +31,10 @@ struct DispatcherState {
     let mode: Mode
     let cancellationGrace: Duration
     let maxStartFailures: Int
+    /// How the pool sizes itself.
+    let scaling: ScalingPolicy
+    /// How the pool's workers are launched, for errors ("local", "Slurm (partition debug)").
+    let launcherDescription: String
     /// Whether each slot is a process the host launched and watches; false for daemons
     /// deployed by hand, which exist for the host only as their connections.
     let launchesProcesses: Bool
@@ -47,14 +51,18 @@ struct DispatcherState {
     /// How long a daemon that closed its connection may take to exit.
     static let disconnectGrace = Duration.milliseconds(500)
 
+    /// A pool of `slotCount` slots sized by `scaling` (by default exactly `slotCount` workers).
     init(
         slotCount: Int, mode: Mode, cancellationGrace: Duration, maxStartFailures: Int, launchesProcesses: Bool = true,
-        makeToken: @escaping @Sendable () -> String
+        scaling: ScalingPolicy? = nil, launcherDescription: String = "local", makeToken: @escaping @Sendable () -> String
     ) {
+        precondition(scaling.map { $0.workers.upperBound == slotCount } ?? true, "a slot for each worker the pool may have")
         self.launchesProcesses = launchesProcesses
         self.mode = mode
         self.cancellationGrace = cancellationGrace
         self.maxStartFailures = maxStartFailures
+        self.scaling = scaling ?? .fixed(slotCount)
+        self.launcherDescription = launcherDescription
         self.makeToken = makeToken
         self.slots = SlotTable(count: slotCount)
         self.actors = ActorRoutes(slotCount: slotCount)
@@ -62,18 +70,31 @@ struct DispatcherState {
 
     // MARK: Starting
 
-    /// Launches the first process of every slot.
+    /// Launches the pool's minimum of workers; the other slots wait, parked, for work.
     mutating func start() -> [DispatcherAction] {
-        slots.indices.map { relaunch($0) }
+        var actions: [DispatcherAction] = []
+        for index in slots.indices {
+            if index < scaling.workers.lowerBound {
+                actions += relaunch(index)
+            } else {
+                slots[index].state = .parked
+            }
+        }
+        return actions
     }
 
-    /// Starts the next instance of `index`.
-    mutating func relaunch(_ index: Int) -> DispatcherAction {
+    /// Starts the next instance of `index`, with its launch's deadline.
+    mutating func relaunch(_ index: Int) -> [DispatcherAction] {
         // A daemon deployed by hand keeps its slot's command: after losing the host it
         // may come back with the same token.
         let keepsToken = !launchesProcesses && !slots[index].token.isEmpty
         slots.relaunch(index, token: keepsToken ? slots[index].token : makeToken())
-        return .launch(slot: index, instance: slots[index].instance, token: slots[index].token)
+        let instance = slots[index].instance
+        var actions: [DispatcherAction] = [.launch(slot: index, instance: instance, token: slots[index].token)]
+        if launchesProcesses, let limit = scaling.launchTimeout {
+            actions.append(.schedule(.launchDeadline(slot: index, instance: instance), after: limit))
+        }
+        return actions
     }
 
     /// The process for `slot` is running as `pid` (or could not be started).
@@ -82,7 +103,8 @@ struct DispatcherState {
         switch result {
         case .success(let pid):
             slots.launched(index, SlotTable.LaunchedProcess(pid: pid, descriptors: descriptors))
-            return phase == .stopping ? [.signal(pid: pid, signal: SIGKILL)] : []
+            // A launch stopped before it reported its process is stopped now.
+            return phase == .stopping || slots[index].launchTimedOut ? [.signal(pid: pid, signal: SIGKILL)] : []
         case .failure(let error):
             slots.revokeToken(of: index)
             if phase == .stopping {
@@ -106,7 +128,7 @@ struct DispatcherState {
             result = .failure(DaemonsError("daemon \(failed.index) cannot start: \(failed.lastFailure ?? "unknown reason")"))
         } else if phase == .stopping {
             result = .failure(DaemonsError("the daemons were stopped while starting"))
-        } else if slots.allSatisfy(\.isOnline) {
+        } else if slots.allSatisfy({ $0.isOnline || $0.isParked }) {
             result = .success(())
         } else {
             return []
@@ -137,19 +159,22 @@ struct DispatcherState {
     /// makes its link (given the slot's descriptor channel), the first action sends
     /// `welcome` (made by `welcome`), and the daemon gets work at once.
     mutating func daemonAuthenticated(
-        token: String, pid: Int32, connect: (DescriptorChannel?) -> any DaemonLink, welcome: (Int, Int) -> WireMessage
+        token: String, pid: Int32, batchJob: String? = nil, connect: (DescriptorChannel?) -> any DaemonLink, welcome: (Int, Int) -> WireMessage
     ) -> (Admission, [DispatcherAction]) {
         guard phase == .running else { return (.refused("the host is stopping"), []) }
         guard let index = slots.claim(token: token) else {
             return (.refused("unknown launch token: this daemon was not started by this host, or its slot was already replaced"), [])
         }
         let link = connect(slots[index].process?.descriptors)
-        slots.connect(index, link: link)
+        slots.connect(index, link: link, batchJob: batchJob)
         let instance = slots[index].instance
         var actions: [DispatcherAction] = [.send(link, .plain(welcome(index, instance)))]
         if jobs.templates.isEmpty { slots[index].startFailures = 0 }
+        // The launcher works: in a pool that scales, slots it failed for may try again.
+        if scaling.isElastic { slots.parkFailed() }
         actions += deliverWaitingCalls(index)
         actions += dispatch(index)
+        actions += idleCheck(index)
         actions += readinessActions()
         return (.accepted(slot: index, instance: instance), actions)
     }
@@ -187,11 +212,11 @@ struct DispatcherState {
         DaemonsStatus(
             url: url,
             connections: slots.connections,
-            waiting: jobs.waiting.count + slots.all.reduce(0) { $0 + $1.pinned.count },
+            waiting: jobs.waiting.count + slots.all.reduce(0) { count, slot in count + slot.pinned.count { jobs[$0]?.setupTemplate == nil } },
             daemons: slots.all.map { slot in
-                DaemonStatus(index: slot.index, online: slot.isOnline, instance: slot.instance, pid: slot.process?.pid,
+                DaemonStatus(index: slot.index, phase: slot.phase, running: slot.inFlight.count, instance: slot.instance, pid: slot.process?.pid,
                              assigned: slot.assigned, complete: slot.complete, crashed: slot.crashed,
-                             actors: actors.perSlot[slot.index].actorCount, address: slot.link?.peerAddress)
+                             actors: actors.perSlot[slot.index].actorCount, address: slot.link?.peerAddress, batchJob: slot.batchJob)
             },
             rejectedConnections: rejected,
             lastRejection: lastRejection

@@ -27,6 +27,8 @@ struct JobQueue {
         var slot: Int?
         /// How many times it has been sent to a daemon.
         var attempts = 0
+        /// How many times its daemon died under it.
+        var crashes = 0
 
         /// The deadline of the attempt under way, if the job has a time limit.
         var deadline: TimerEvent? {
@@ -121,8 +123,9 @@ struct JobQueue {
         return record
     }
 
-    /// Uses up one retry of `id`; false when none is left.
+    /// Counts a crash of `id`'s daemon under it and uses up one retry; false when none is left.
     mutating func consumeRetry(_ id: UInt64) -> Bool {
+        records[id]?.crashes += 1
         guard let left = records[id]?.retriesLeft, left > 0 else { return false }
         records[id]?.retriesLeft = left - 1
         return true

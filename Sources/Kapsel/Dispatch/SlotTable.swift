@@ -35,8 +35,9 @@ struct SlotTable {
     /// Where one slot's daemon is in its life.
     enum State {
         /// A process was asked for (and runs, once `process` is known), or, for a daemon
-        /// deployed by hand, a daemon with the slot's token is awaited.
-        case starting(LaunchedProcess?)
+        /// deployed by hand, a daemon with the slot's token is awaited. `timedOut`: the
+        /// launch did not connect in time and is being stopped.
+        case starting(LaunchedProcess?, timedOut: Bool = false)
         /// Authenticated and connected.
         case online(link: any DaemonLink, process: LaunchedProcess?, departure: Departure)
         /// Its connection closed and its process has not been reaped yet (`process` is nil
@@ -68,6 +69,8 @@ struct SlotTable {
         /// Failed starts in a row.
         var startFailures = 0
         var lastFailure: String?
+        /// The resource manager's job the current daemon runs in, as it said when it connected.
+        var batchJob: String?
 
         /// The connection, while online.
         var link: (any DaemonLink)? {
@@ -77,7 +80,7 @@ struct SlotTable {
         /// The process, once launched and until reaped.
         var process: LaunchedProcess? {
             switch state {
-            case .starting(let process): process
+            case .starting(let process, _): process
             case .online(_, let process, _): process
             case .closing(let process, _): process
             case .parked, .failed, .stopped: nil
@@ -119,6 +122,23 @@ struct SlotTable {
 
         /// Online, open for work and holding nothing.
         var isIdle: Bool { acceptsWork && inFlight.isEmpty }
+
+        /// Whether its launch ran out of time.
+        var launchTimedOut: Bool {
+            if case .starting(_, true) = state { true } else { false }
+        }
+
+        /// What the slot is doing, for `status()`.
+        var phase: DaemonStatus.Phase {
+            switch state {
+            case .starting: .launching
+            case .online(_, _, let departure): departure.retiring == nil ? .online : .retiring
+            case .closing: .retiring
+            case .parked: .parked
+            case .failed: .failed
+            case .stopped: .stopped
+            }
+        }
 
         var identity: DaemonIdentity { DaemonIdentity(index: index, instance: instance, pid: process?.pid) }
 
@@ -176,7 +196,14 @@ struct SlotTable {
         all[index].instance += 1
         all[index].state = .starting(nil)
         all[index].token = token
+        all[index].batchJob = nil
         tokens[token] = index
+    }
+
+    /// The launch of `index` ran out of time: it is stopped, and its end counts as a failed start.
+    mutating func launchTimedOut(_ index: Int) {
+        guard case .starting(let process, _) = all[index].state else { return }
+        all[index].state = .starting(process, timedOut: true)
     }
 
     /// The slot whose starting daemon holds `token`, which is used up.
@@ -191,11 +218,24 @@ struct SlotTable {
         tokens.removeValue(forKey: all[index].token)
     }
 
-    /// The slot's daemon is connected through `link`.
-    mutating func connect(_ index: Int, link: any DaemonLink) {
+    /// The slot's daemon, running in a resource manager's `batchJob` (if it does), is
+    /// connected through `link`.
+    mutating func connect(_ index: Int, link: any DaemonLink, batchJob: String?) {
         all[index].state = .online(link: link, process: all[index].process, departure: Departure())
+        all[index].batchJob = batchJob
         connections += 1
     }
+
+    /// Parks the slots given up, their failures forgotten (their last one kept for errors).
+    mutating func parkFailed() {
+        for index in all.indices where all[index].hasFailed {
+            all[index].state = .parked
+            all[index].startFailures = 0
+        }
+    }
+
+    /// Workers launching, or online and not retiring: the ones the pool keeps.
+    var staying: Int { all.count { $0.isStarting || $0.acceptsWork } }
 
     /// The connection of `index` is gone; its process, if any, is still to be reaped.
     /// Returns the connection it had.
@@ -210,7 +250,7 @@ struct SlotTable {
     /// The launch of `index` reports its process.
     mutating func launched(_ index: Int, _ process: LaunchedProcess) {
         switch all[index].state {
-        case .starting: all[index].state = .starting(process)
+        case .starting(_, let timedOut): all[index].state = .starting(process, timedOut: timedOut)
         case .online(let link, _, let departure): all[index].state = .online(link: link, process: process, departure: departure)
         case .closing(_, let departure): all[index].state = .closing(process: process, departure: departure)
         case .parked, .failed, .stopped: break

@@ -54,6 +54,15 @@ public struct DaemonOptions: Sendable {
             .custom(settings)
         }
 
+        /// What launches the daemons, for errors: `local`, `manual`, or the launcher's name.
+        var name: String {
+            switch self {
+            case .local: "local"
+            case .manual: "manual"
+            case .custom(let launcher): launcher.launcherName
+            }
+        }
+
         var isLocal: Bool {
             if case .local = self { true } else { false }
         }

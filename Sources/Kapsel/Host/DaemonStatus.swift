@@ -13,14 +13,30 @@ public struct DaemonsStatus: Sendable, CustomStringConvertible {
     /// Why the last connection was refused.
     public var lastRejection: String?
 
+    /// Workers launched and not connected yet.
+    public var launching: Int { daemons.count { $0.phase == .launching } }
+    /// Workers connected and taking work.
+    public var online: Int { daemons.count { $0.phase == .online } }
+    /// Workers connected and holding nothing.
+    public var idle: Int { daemons.count { $0.phase == .online && $0.running == 0 } }
+    /// Times a worker died unexpectedly, over all slots.
+    public var crashes: Int { daemons.reduce(0) { $0 + $1.crashed } }
+
     public var description: String {
-        var lines = ["url: \(url)", "connections: \(connections)   waiting: \(waiting)   rejected: \(rejectedConnections)"]
+        var lines = [
+            "url: \(url)", "connections: \(connections)   waiting: \(waiting)   rejected: \(rejectedConnections)",
+            "workers: \(online) online (\(idle) idle), \(launching) launching, \(daemons.count { $0.phase == .parked }) parked   crashes: \(crashes)",
+        ]
         let showsAddresses = daemons.contains { $0.address != nil }
-        let header = ["daemon", "online", "instance", "pid", "assigned", "complete", "crashed", "actors"] + (showsAddresses ? ["address"] : [])
-        let rows = daemons.map { status in
-            [String(status.index), status.online ? "yes" : "no", String(status.instance), status.pid.map(String.init) ?? "-",
-             String(status.assigned), String(status.complete), String(status.crashed), String(status.actors)]
-                + (showsAddresses ? [status.address ?? "-"] : [])
+        let showsBatchJobs = daemons.contains { $0.batchJob != nil }
+        let header = ["daemon", "state", "instance", "pid", "assigned", "complete", "crashed", "actors"]
+            + (showsAddresses ? ["address"] : []) + (showsBatchJobs ? ["batch job"] : [])
+        let rows = daemons.map { status -> [String] in
+            var row = [String(status.index), status.phase.rawValue, String(status.instance), status.pid.map(String.init) ?? "-"]
+            row += [String(status.assigned), String(status.complete), String(status.crashed), String(status.actors)]
+            if showsAddresses { row.append(status.address ?? "-") }
+            if showsBatchJobs { row.append(status.batchJob ?? "-") }
+            return row
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
         for row in [header] + rows {
@@ -34,10 +50,30 @@ public struct DaemonsStatus: Sendable, CustomStringConvertible {
 
 /// One daemon slot in `DaemonsStatus`.
 public struct DaemonStatus: Sendable, Hashable {
+    /// Where a slot's worker is in its life.
+    public enum Phase: String, Sendable, Hashable {
+        /// Launched (or awaited, for one started by hand), not connected yet.
+        case launching
+        /// Connected and taking work.
+        case online
+        /// Leaving: it takes no more work.
+        case retiring
+        /// No worker: a pool that scales waits for work before starting one.
+        case parked
+        /// Given up after failing to start too often.
+        case failed
+        /// Gone with the stopped pool.
+        case stopped
+    }
+
     /// The slot's index.
     public var index: Int
+    /// Where the slot's worker is in its life.
+    public var phase: Phase
     /// Whether a daemon is connected and accepting work.
-    public var online: Bool
+    public var online: Bool { phase == .online }
+    /// Jobs sent to the daemon and not answered yet.
+    public var running: Int
     /// How many processes have held this slot so far (grows with each replacement).
     public var instance: Int
     /// The current process id, if one is running.
@@ -52,4 +88,7 @@ public struct DaemonStatus: Sendable, Hashable {
     public var actors: Int = 0
     /// Where a daemon connected over TCP connects from (`IP:port`).
     public var address: String?
+    /// The resource manager's job the daemon runs in, as it said when it connected
+    /// (`slurm 1234`); nil for daemons started otherwise.
+    public var batchJob: String?
 }

@@ -21,7 +21,7 @@ import Glibc
 /// Prefer `withDaemons`, which always stops the daemons; a `Daemons` made directly
 /// must be stopped with `stop()`.
 public final class Daemons: Sendable {
-    /// How many daemons the pool keeps running.
+    /// How many daemons the pool runs: exactly, or at most for a pool that sizes itself.
     public let count: Int
     /// The address daemons connect to.
     public let url: String
@@ -41,8 +41,19 @@ public final class Daemons: Sendable {
     ///
     /// Throws `DaemonsError` when they cannot start (the error includes what a failing
     /// daemon printed) or do not connect within `options.startupTimeout`.
-    public init(_ count: Int, options: DaemonOptions = DaemonOptions()) async throws {
+    public convenience init(_ count: Int, options: DaemonOptions = DaemonOptions()) async throws {
         precondition(count > 0, "a pool needs at least one daemon")
+        try await self.init(slots: count, scaling: .fixed(count), options: options)
+    }
+
+    /// Starts a pool that sizes itself (`ControllerOptions`): its minimum of workers
+    /// now — waiting until they are connected, as `init(_:options:)` does — and more as
+    /// jobs wait.
+    public convenience init(controller: ControllerOptions) async throws {
+        try await self.init(slots: controller.workers.upperBound, scaling: controller.scaling, options: controller.daemons)
+    }
+
+    private init(slots count: Int, scaling: ScalingPolicy, options: DaemonOptions) async throws {
         Kapsel.refuseToNestInUnbootstrappedDaemon()
         let executable: String
         let arguments: [String]
@@ -69,7 +80,7 @@ public final class Daemons: Sendable {
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
-            launchesProcesses: !options.launch.isManual, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
+            launchesProcesses: !options.launch.isManual, scaling: scaling, launcherDescription: options.launch.name, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
         )
         let dispatcher = Dispatcher(state: state, timerLoop: group.next())
         let listener: HostListener
@@ -123,8 +134,9 @@ public final class Daemons: Sendable {
     ///     its daemon). When it passes, the handle resolves as `.timedOut`, the job is
     ///     cancelled, and its daemon is replaced if it does not stop within
     ///     `DaemonOptions.cancellationGrace`.
-    ///   - retries: how many times to re-run the job if its daemon dies while running it.
-    public func submit<J: Job>(_ job: J, timeout: Duration? = nil, retries: Int = 0) -> JobHandle<J.Output> {
+    ///   - retries: how many times to re-run the job if its daemon dies while running it
+    ///     (nil: the pool's `crashesMax`, 0 for a pool made with a count).
+    public func submit<J: Job>(_ job: J, timeout: Duration? = nil, retries: Int? = nil) -> JobHandle<J.Output> {
         let id = dispatcher.makeJobID()
         let jobType = J.jobTypeName
         let handle = JobHandle<J.Output>(id: id, jobType: jobType, actorSystem: actorSystem) { [dispatcher] id in
@@ -147,16 +159,22 @@ public final class Daemons: Sendable {
     /// every daemon that starts later (a replacement after a crash included). Use it
     /// for setup whose state (in `DaemonStorage`) later jobs rely on.
     ///
-    /// Returns the result on each daemon running now, in daemon order.
+    /// Returns the result on each daemon running now, in daemon order; a worker a pool that
+    /// scales starts later runs it first too.
     @discardableResult
     public func everywhere<J: Job>(_ job: J) async -> [Result<J.Output, JobError>] {
-        let handles = (0..<count).map { _ in JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, actorSystem: actorSystem, canceller: nil) }
+        let envelope: Envelope
         do {
-            let envelope = try encode(job)
-            dispatcher.perform { $0.everywhere(jobType: J.jobTypeName, envelope: envelope, resolvers: handles) }
+            envelope = try encode(job)
         } catch {
-            for handle in handles {
-                handle.resolve(.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName)))
+            return [.failure(JobError(.jobEncodingFailed, "the job does not encode: \(error)", jobType: J.jobTypeName))]
+        }
+        var handles: [JobHandle<J.Output>] = []
+        dispatcher.perform { state in
+            state.everywhere(jobType: J.jobTypeName, envelope: envelope) { _ in
+                let handle = JobHandle<J.Output>(id: dispatcher.makeJobID(), jobType: J.jobTypeName, actorSystem: actorSystem, canceller: nil)
+                handles.append(handle)
+                return handle
             }
         }
         var results: [Result<J.Output, JobError>] = []
@@ -223,6 +241,38 @@ public final class Daemons: Sendable {
     }
 }
 
+/// Runs `body` with a pool that sizes itself (`ControllerOptions`) and stops its
+/// workers when it returns or throws.
+public func withDaemons<Result>(
+    controller: ControllerOptions,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (Daemons) async throws -> Result
+) async throws -> Result {
+    try await withPool(try await Daemons(controller: controller), body)
+}
+
+/// Runs `body` with `daemons`, which it stops when `body` returns or throws.
+func withPool<Pool: Stoppable, Result>(
+    _ pool: Pool, isolation: isolated (any Actor)? = #isolation, _ body: (Pool) async throws -> Result
+) async throws -> Result {
+    do {
+        let result = try await body(pool)
+        await pool.stop()
+        return result
+    } catch {
+        await pool.stop()
+        throw error
+    }
+}
+
+/// Something `withPool` stops at the end of its scope.
+protocol Stoppable: Sendable {
+    /// Stops it; returns once everything it started is gone.
+    func stop() async
+}
+
+extension Daemons: Stoppable {}
+
 /// Runs `body` with `count` daemons and stops them when it returns or throws.
 ///
 /// ```swift
@@ -239,13 +289,5 @@ public func withDaemons<Result>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (Daemons) async throws -> Result
 ) async throws -> Result {
-    let daemons = try await Daemons(count, options: options)
-    do {
-        let result = try await body(daemons)
-        await daemons.stop()
-        return result
-    } catch {
-        await daemons.stop()
-        throw error
-    }
+    try await withPool(try await Daemons(count, options: options), body)
 }

@@ -109,7 +109,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
         let limits = self.limits
         var admission = DispatcherState.Admission.refused("not admitted")
         dispatcher.perform { state in
-            let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, connect: { descriptors in
+            let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, batchJob: hello.batchJob.isEmpty ? nil : hello.batchJob, connect: { descriptors in
                 writer.install(makeCarrier(writer: writer, descriptors: descriptors, limits: limits))
                 return writer
             }, welcome: { index, instance in

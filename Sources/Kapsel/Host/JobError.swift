@@ -38,8 +38,11 @@ public struct JobError: Error, Sendable, CustomStringConvertible {
         public static let connectionLost = Code("connection lost")
         /// The daemons were stopped before the job finished.
         public static let stopped = Code("daemons stopped")
-        /// No daemon can run the job: they all failed to start.
+        /// No daemon the job (or actor) asked for exists in the pool.
         public static let daemonsUnavailable = Code("no daemon available")
+        /// No daemon can run the job: their launches failed — exited, or did not connect in
+        /// time — too often in a row; the message names the launcher and what it printed.
+        public static let launchFailed = Code("launch failed")
         /// The distributed actor called is gone: its daemon died (and it has no restart
         /// policy), or it was released.
         public static let actorLost = Code("actor lost")

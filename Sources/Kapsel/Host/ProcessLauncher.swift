@@ -87,12 +87,16 @@ struct ProcessLauncher: SlotLauncher {
         environment[DaemonEnvironment.token] = token
         var request: ProcessSupervisor.SpawnRequest
         var descriptors: DescriptorChannel?
+        var cleanup: ProcessSupervisor.SpawnRequest?
         switch launch {
         case .manual:
             return
         case .custom(let launcher):
-            let command = launcher.shellCommand(for: daemon(slot: slot, token: token))
-            request = ProcessSupervisor.SpawnRequest(executable: "/bin/sh", arguments: ["-c", command], environment: environment, forwardOutput: forwardOutput)
+            let daemon = daemon(slot: slot, token: token)
+            request = ProcessSupervisor.SpawnRequest(executable: "/bin/sh", arguments: ["-c", launcher.shellCommand(for: daemon)], environment: environment, forwardOutput: forwardOutput)
+            cleanup = launcher.cleanupCommand(for: daemon).map {
+                ProcessSupervisor.SpawnRequest(executable: "/bin/sh", arguments: ["-c", $0], environment: environment, forwardOutput: forwardOutput)
+            }
         case .local:
             request = ProcessSupervisor.SpawnRequest(executable: executable, arguments: arguments, environment: environment, forwardOutput: forwardOutput)
             do {
@@ -107,8 +111,15 @@ struct ProcessLauncher: SlotLauncher {
         }
         ProcessSupervisor.shared.spawn(request, started: { [descriptors] result in
             dispatcher.perform { $0.launched(slot: slot, instance: instance, result: result, descriptors: descriptors) }
-        }, exited: { report in
-            dispatcher.perform { $0.processExited(slot: slot, instance: instance, termination: report.termination, output: report.outputTail) }
+        }, exited: { [cleanup] report in
+            let ended: @Sendable () -> Void = {
+                dispatcher.perform { $0.processExited(slot: slot, instance: instance, termination: report.termination, output: report.outputTail) }
+            }
+            // The slot ends once what its launch left behind is released.
+            guard let cleanup else { return ended() }
+            ProcessSupervisor.shared.spawn(cleanup, started: { started in
+                if case .failure = started { ended() }
+            }, exited: { _ in ended() })
         })
     }
 }

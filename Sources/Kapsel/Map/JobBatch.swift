@@ -27,7 +27,7 @@ public final class JobBatch<Item: Job>: Sendable {
     private let daemons: Daemons
     private let items: [Item]
     private let timeout: Duration?
-    private let retries: Int
+    private let retries: Int?
     private let state = Mutex(State())
 
     private struct State {
@@ -39,7 +39,7 @@ public final class JobBatch<Item: Job>: Sendable {
         var cancelled = false
     }
 
-    init(daemons: Daemons, items: [Item], timeout: Duration?, retries: Int) {
+    init(daemons: Daemons, items: [Item], timeout: Duration?, retries: Int?) {
         precondition(!items.isEmpty, "a batch needs at least one job")
         self.count = items.count
         self.daemons = daemons
@@ -142,7 +142,7 @@ extension JobHandle: CancellableJob {}
 extension Daemons {
     /// Submits `jobs` as one batch, run one after another in one daemon (see `JobBatch`).
     /// `timeout` applies to the whole batch.
-    public func submitBatch<J: Job>(_ jobs: [J], timeout: Duration? = nil, retries: Int = 0) -> JobBatch<J> {
+    public func submitBatch<J: Job>(_ jobs: [J], timeout: Duration? = nil, retries: Int? = nil) -> JobBatch<J> {
         JobBatch(daemons: self, items: jobs, timeout: timeout, retries: retries)
     }
 }

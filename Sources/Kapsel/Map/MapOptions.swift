@@ -18,8 +18,8 @@ public struct MapOptions: Sendable {
     public var batching: Batching = .automatic
     /// The longest each job may run (batching becomes one item per job).
     public var timeout: Duration?
-    /// How many times a job whose daemon died is run again.
-    public var retries: Int = 0
+    /// How many times a job whose daemon died is run again (nil: the pool's `crashesMax`).
+    public var retries: Int?
     /// Jobs submitted and not yet consumed, at most; `2 ×` the daemons by default. Memory
     /// use is bounded by this, whatever the number of items.
     public var maxJobsInFlight: Int?

@@ -19,6 +19,23 @@ public protocol Launcher: Sendable {
     /// the host, with the daemon's settings — the secret included — in its environment;
     /// its exit ends the daemon's slot (which is then relaunched, like a crashed daemon).
     func shellCommand(for daemon: DaemonToLaunch) -> String
+
+    /// A shell command run (like `shellCommand`, and waited for) after the launch
+    /// command of `daemon` ended, however it ended — killed included — to release what
+    /// it may have left behind: a resource manager's job (`scancel --name ...`), a
+    /// container. Nil (the default): nothing to release.
+    func cleanupCommand(for daemon: DaemonToLaunch) -> String?
+
+    /// What the launcher is, for errors: `Slurm (partition debug)`.
+    var launcherName: String { get }
+}
+
+extension Launcher {
+    /// Nothing to release.
+    public func cleanupCommand(for daemon: DaemonToLaunch) -> String? { nil }
+
+    /// The launcher's type name.
+    public var launcherName: String { "\(Self.self)" }
 }
 
 /// What a `Launcher` needs to start one daemon.
@@ -32,6 +49,10 @@ public struct DaemonToLaunch: Sendable {
     public let settings: [String: String]
     /// The URL the daemon dials.
     public let hostURL: HostAddress
+
+    /// The launch token of this launch, unique to it: a name for what the launcher makes
+    /// (a batch job, a container) that `cleanupCommand` can find again.
+    public var token: String { settings[DaemonEnvironment.token] ?? "" }
 
     /// The program as a shell command line, for a shell whose environment holds
     /// `settings` (as the launcher's own command's environment does).
@@ -77,10 +98,13 @@ public struct CommandTemplate: Launcher, Hashable {
     public func shellCommand(for daemon: DaemonToLaunch) -> String {
         template.replacing("{command}", with: daemon.commandLine)
     }
+
+    /// `command template "<template>"`.
+    public var launcherName: String { "command template \"\(template)\"" }
 }
 
-/// `text` quoted for a POSIX shell: in single quotes, with any single quote spelled '\''.
-func shellQuoted(_ text: String) -> String {
+/// `text` quoted for a POSIX shell (as launchers build command lines): in single quotes, with any single quote spelled '\''.
+public func shellQuoted(_ text: String) -> String {
     let safe = !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "/._-=:,+@%".contains($0) }
     return safe ? text : "'" + text.replacing("'", with: "'\\''") + "'"
 }

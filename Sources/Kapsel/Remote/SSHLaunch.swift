@@ -39,6 +39,9 @@ public struct SSHLaunch: Launcher, Hashable {
         self.tunnelPort = tunnelPort
     }
 
+    /// `ssh <destination>`.
+    public var launcherName: String { "ssh \(destination)" }
+
     /// `ssh` running the daemon's self-contained command line on the remote machine
     /// (through its tunnel in tunnelled mode), the secret piped to its standard input.
     public func shellCommand(for daemon: DaemonToLaunch) -> String {

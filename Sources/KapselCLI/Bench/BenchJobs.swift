@@ -4,7 +4,7 @@ import Kapsel
 /// The jobs `kapsel bench` runs (besides the demo's `Segfault` and `Hang`).
 enum BenchJobs {
     static let all: [any Job.Type] = [
-        Trivial.self, EchoShared.self, SumShared.self, EchoPlain.self, SumPlain.self, MakeFrame.self, MakeSharedFrame.self,
+        Trivial.self, EchoShared.self, SumShared.self, EchoPlain.self, SumPlain.self, MakeFrame.self, MakeSharedFrame.self, Pause.self,
     ]
 }
 
@@ -102,5 +102,14 @@ struct MakeSharedFrame: Job {
         var frame = try await pool.acquireArray(of: Double.self, count: FrameWork.count)
         frame.withUnsafeMutableBufferPointer { FrameWork.fill($0, index: index) }
         return frame
+    }
+}
+
+/// W11: waits `milliseconds`, then returns: work that keeps several workers busy.
+struct Pause: Job {
+    var milliseconds: Int
+    func run() async throws -> Int {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        return milliseconds
     }
 }
