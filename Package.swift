@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "KapselPython", targets: ["KapselPython"]),
         .library(name: "KapselR", targets: ["KapselR"]),
         .library(name: "KapselSlurm", targets: ["KapselSlurm"]),
+        .library(name: "KapselStress", targets: ["KapselStress"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
         .executable(name: "kapsel", targets: ["KapselCLI"]),
@@ -71,6 +72,8 @@ let package = Package(
             dependencies: ["Kapsel", "KapselWire", "KapselArrow", .product(name: "Crypto", package: "swift-crypto"), .product(name: "DequeModule", package: "swift-collections")]
         ),
         .target(name: "KapselSlurm", dependencies: ["Kapsel"]),
+        // Proofs of the promise: the crash storm, its jobs and their checks.
+        .target(name: "KapselStress", dependencies: ["Kapsel"]),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [
@@ -79,6 +82,7 @@ let package = Package(
                 "KapselPython",
                 "KapselR",
                 "KapselSlurm",
+                "KapselStress",
                 "CKapselShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -86,7 +90,7 @@ let package = Package(
         // The README's tour as a program; the tests run it and check the README against it.
         .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm"], path: "Examples/KapselTour"),
         // Jobs the tests run, shared by the test daemon executable and the tests.
-        .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow"], path: "Tests/Support/KapselTestJobs"),
+        .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow", "KapselStress"], path: "Tests/Support/KapselTestJobs"),
         // Checks that the compact coder's fast path and `Codable` agree, for the tests of both layers that have fast paths.
         .target(name: "KapselCoderChecks", dependencies: ["KapselSharedMemory", "KapselWire"], path: "Tests/Support/KapselCoderChecks"),
         .target(name: "KapselArrowInterop", dependencies: ["KapselArrow", "CKapselArrow"], path: "Tests/Support/KapselArrowInterop"),
@@ -113,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "KapselTests",
             dependencies: [
-                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselStress", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

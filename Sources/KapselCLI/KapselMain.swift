@@ -2,13 +2,14 @@ import ArgumentParser
 import Kapsel
 import KapselPython
 import KapselR
+import KapselStress
 
 /// The `kapsel` command. Its own executable is also its daemon: `Kapsel.bootstrap`
 /// comes first, so a re-launched copy runs jobs instead of parsing arguments.
 @main
 struct KapselMain {
     static func main() async {
-        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all, actors: [EchoActor.self, PythonSession.self, RSession.self])
+        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all + [StormJob.self], actors: [EchoActor.self, PythonSession.self, RSession.self, StormActor.self])
         await KapselCommand.main()
     }
 }
@@ -17,6 +18,6 @@ struct KapselCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kapsel",
         abstract: "Run work in isolated daemon processes.",
-        subcommands: [DemoCommand.self, BenchCommand.self, EchoPeerCommand.self]
+        subcommands: [DemoCommand.self, BenchCommand.self, StressCommand.self, EchoPeerCommand.self]
     )
 }

@@ -199,8 +199,8 @@ extension DispatcherState {
 
     /// The daemon in `slot` died: its calls fail with the crash, and its actors are lost —
     /// or, under `RestartPolicy.recreate`, created again on the daemon that replaces it.
-    mutating func actorsLost(_ slot: Int, instance: Int, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
-        let identity = DaemonIdentity(index: slot, instance: instance, pid: nil)
+    mutating func actorsLost(_ slot: Int, instance: Int, pid: Int32?, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
+        let identity = DaemonIdentity(index: slot, instance: instance, pid: pid)
         var actions: [DispatcherAction] = []
         for id in actors.perSlot[slot].sent.sorted() {
             guard let call = actors.calls.removeValue(forKey: id) else { continue }

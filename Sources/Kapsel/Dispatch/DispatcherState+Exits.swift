@@ -18,6 +18,7 @@ extension DispatcherState {
     /// and the slot starts over (or parks, or is given up).
     mutating func slotEnded(_ index: Int, instance: Int, termination: ProcessTermination?, output: String?) -> [DispatcherAction] {
         let neverOnline = slots[index].isStarting
+        let pid = slots[index].process?.pid
         let launchTimedOut = slots[index].launchTimedOut ? scaling.launchTimeout : nil
         let departure = slots[index].departure
         var actions: [DispatcherAction] = []
@@ -27,8 +28,8 @@ extension DispatcherState {
             slots[index].state = .stopped
             return actions + stoppedActions()
         }
-        let identity = DaemonIdentity(index: index, instance: instance, pid: nil)
-        actions += actorsLost(index, instance: instance, termination: termination, output: output)
+        let identity = DaemonIdentity(index: index, instance: instance, pid: pid)
+        actions += actorsLost(index, instance: instance, pid: pid, termination: termination, output: output)
         // A daemon that exits because its connection broke (a cut link noticed on its
         // side first) lost the connection: it did not crash.
         let lostHost = termination == .exited(code: DaemonExitCode.hostLost.rawValue)

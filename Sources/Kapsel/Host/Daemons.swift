@@ -209,6 +209,12 @@ public final class Daemons: Sendable {
         throw DaemonsError("daemon \(index) did not come back within \(options.startupTimeout)")
     }
 
+    /// How many times a job's handle was resolved again after it had resolved: the
+    /// dispatcher's own check that every job resolves exactly once (0, always).
+    package var repeatedResolutions: Int {
+        dispatcher.repeatedResolutions.load(ordering: .relaxed)
+    }
+
     /// A snapshot: connections, waiting jobs, and per daemon whether it is online,
     /// its instance, pid, and how many jobs it was assigned, completed and crashed on.
     public func status() -> DaemonsStatus {

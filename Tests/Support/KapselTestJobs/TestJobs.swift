@@ -1,3 +1,4 @@
+@_exported import KapselStress
 import Kapsel
 
 #if canImport(Glibc)
@@ -10,7 +11,7 @@ public enum TestJobs {
         Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self, SlowCrashOnce.self,
         Fail.self, FailTyped.self, WhoAmI.self, StoreSetting.self, ReadSetting.self, CorruptConnection.self,
         WriteMarker.self, Shapes.self, ReadSettingSlowly.self, PreconditionFailure.self,
-        MapStep.self, ReadEnvironment.self, BusyFor.self,
+        MapStep.self, ReadEnvironment.self, BusyFor.self, StormJob.self,
     ] + SharedMemoryJobs.all + TableJobs.all
 }
 
@@ -78,54 +79,6 @@ public struct CooperativeSpin: Job {
             await Task.yield()
         }
     }
-}
-
-/// How a crash test ends its daemon.
-public enum CrashKind: String, Codable, Sendable, CaseIterable {
-    case segfault, sigkill, abort, exit3, stackOverflow
-
-    /// Ends this process.
-    public func perform() -> Never {
-        switch self {
-        case .segfault:
-            let address = Int(getpid() & 0) + 16
-            UnsafeMutablePointer<Int>(bitPattern: address)!.pointee = 42
-            fatalError("unreachable: the write above faults")
-        case .sigkill:
-            kill(getpid(), SIGKILL)
-            fatalError("unreachable: SIGKILL")
-        case .abort:
-            Glibc.abort()
-        case .exit3:
-            Glibc.exit(3)
-        case .stackOverflow:
-            _ = recurse(1)
-            fatalError("unreachable: the stack overflows")
-        }
-    }
-
-    /// The termination a crash of this kind produces.
-    public var expectedTermination: ProcessTermination {
-        switch self {
-        case .segfault, .stackOverflow: .signaled(signal: SIGSEGV)
-        case .sigkill: .signaled(signal: SIGKILL)
-        case .abort: .signaled(signal: SIGABRT)
-        case .exit3: .exited(code: 3)
-        }
-    }
-}
-
-@inline(never)
-private func recurse(_ depth: Int) -> Int {
-    var frame = [Int](repeating: depth, count: 1)
-    return withUnsafeMutablePointer(to: &frame) { pointer in
-        recurse(depth + 1) + pointer.pointee.count
-    }
-}
-
-/// Where in a job's life a crash test crashes.
-public enum CrashPhase: String, Codable, Sendable, CaseIterable {
-    case decodingJob, running, encodingResult
 }
 
 /// Crashes its daemon in the given phase.
