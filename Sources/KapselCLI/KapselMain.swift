@@ -9,7 +9,7 @@ import KapselStress
 @main
 struct KapselMain {
     static func main() async {
-        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all + [StormJob.self], actors: [EchoActor.self, PythonSession.self, RSession.self, StormActor.self])
+        Kapsel.bootstrap(jobs: DemoJobs.all + BenchJobs.all + StressJobs.all, actors: [EchoActor.self, PythonSession.self, RSession.self] + StressJobs.actors)
         await KapselCommand.main()
     }
 }

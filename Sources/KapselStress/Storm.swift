@@ -228,8 +228,8 @@ func eventually(_ condition: () -> Bool) async -> Bool {
 
 /// What a host holds that a pool may leave behind: child processes, descriptors, shared memory.
 public struct LeftBehind: Sendable, Equatable {
-    /// Child processes (zombies included).
-    public var children: Int
+    /// Child processes (zombies included), as `pid name`.
+    public var children: Set<String>
     /// Open descriptors.
     public var descriptors: Int
     /// Resident shared memory, kB.
@@ -245,7 +245,16 @@ public struct LeftBehind: Sendable, Equatable {
             let count = readlink("/proc/self/fd/\(entry)", &buffer, buffer.count - 1)
             return count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
         }
-        return LeftBehind(children: ProcessInspection.children().count, descriptors: usage.openDescriptors, sharedKB: usage.residentSharedKB, descriptorTargets: targets.sorted())
+        let children = ProcessInspection.children().map { child in
+            "\(child.pid) \(ProcessInspection.name(of: child.pid) ?? "?")\(child.isZombie ? " (zombie)" : "")"
+        }
+        return LeftBehind(children: Set(children), descriptors: usage.openDescriptors, sharedKB: usage.residentSharedKB, descriptorTargets: targets.sorted())
+    }
+
+    /// The child processes now that were not there `before` (a test runner may hold
+    /// children of its own: a server, a tool another test started).
+    func childrenAdded(since before: LeftBehind) -> [String] {
+        children.subtracting(before.children).sorted()
     }
 
     /// The descriptors open now that were not in `before` (by what they refer to; sockets
@@ -264,7 +273,7 @@ public struct LeftBehind: Sendable, Equatable {
     /// channel closes on its event loop, a reaped daemon's pidfd after the reap).
     static func settled(comparedTo before: LeftBehind) async -> LeftBehind {
         var after = now()
-        for _ in 0..<40 where after.children > 0 || after.descriptors > before.descriptors {
+        for _ in 0..<100 where !after.childrenAdded(since: before).isEmpty || after.descriptors > before.descriptors {
             try? await Task.sleep(for: .milliseconds(50))
             after = now()
         }

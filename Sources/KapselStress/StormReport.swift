@@ -34,7 +34,7 @@ public struct StormReport: Sendable, CustomStringConvertible {
 
     /// Whether the promise held.
     public var passed: Bool {
-        unresolved == 0 && violations.isEmpty && repeatedResolutions == 0 && slotsFree == slotCount && after.children == 0
+        unresolved == 0 && violations.isEmpty && repeatedResolutions == 0 && slotsFree == slotCount && after.childrenAdded(since: before).isEmpty
             && after.descriptors <= before.descriptors && after.sharedKB - before.sharedKB < 4 << 10
     }
 
@@ -127,7 +127,7 @@ public struct StormReport: Sendable, CustomStringConvertible {
             "fates: \(list(jobsByFate))",
             "outcomes: \(list(outcomes)); unresolved \(unresolved); repeated resolutions \(repeatedResolutions); collateral \(collateral)",
             "daemons died and replaced: \(daemonsDied); pool slots free afterwards: \(slotsFree) of \(slotCount)",
-            "left behind: processes \(after.children), descriptors \(after.descriptors - before.descriptors) \(after.descriptorsAdded(since: before)), shared memory \(after.sharedKB - before.sharedKB) kB",
+            "left behind: processes \(after.childrenAdded(since: before)), descriptors \(after.descriptors - before.descriptors) \(after.descriptorsAdded(since: before)), shared memory \(after.sharedKB - before.sharedKB) kB",
             "violations: \(violations.count)",
         ]
         lines += violations.prefix(20).map { "  " + $0 }

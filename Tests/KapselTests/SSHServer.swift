@@ -57,6 +57,9 @@ final class SSHServer {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// The listening sshd's pid (each session is a child of it).
+    var pid: Int32 { process.processIdentifier }
+
     /// `ssh` options that trust this server's fresh host key.
     var clientOptions: [String] {
         ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]

@@ -69,6 +69,11 @@ public enum ProcessInspection {
         }
     }
 
+    /// The command name of process `pid` (`/proc/<pid>/comm`), if it exists.
+    public static func name(of pid: Int32) -> String? {
+        readSmallFile("/proc/\(pid)/comm").map { String($0.prefix { $0 != "\n" }) }
+    }
+
     /// Names in `directory`, without `.` and `..`.
     public static func directoryEntries(_ directory: String) -> [String] {
         guard let handle = opendir(directory) else { return [] }

@@ -3,6 +3,8 @@
 // With no Kapsel environment it can also act as a small host, for tests that need a
 // host process they can kill:
 //   KapselTestDaemon host N     start N daemons (this executable), print their pids, wait
+//   KapselTestDaemon under-fire LOCAL TCP [SSH-PORT SSH-KEY]
+//                               keep local, TCP and SSH daemons busy until killed (HostUnderFire)
 //   KapselTestDaemon no-bootstrap   behave like a program whose main forgot Kapsel.bootstrap
 //   KapselTestDaemon map-memory N   stream a map of N items; print the sum and the peak memory
 //   KapselTestDaemon leak-check     crash, time out and kill daemons holding shared memory,
@@ -31,6 +33,19 @@ case "host":
     print("ready")
     fflush(nil)
     while true { sleep(60) }
+case "under-fire":
+    let numbers = arguments.dropFirst().map { Int($0) }
+    var settings = HostUnderFire.Settings()
+    settings.local = numbers.first.flatMap { $0 } ?? 2
+    settings.tcp = numbers.dropFirst().first.flatMap { $0 } ?? 1
+    if arguments.count >= 5, let port = Int(arguments[arguments.startIndex + 3]) {
+        let user = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        settings.ssh = SSHLaunch(
+            destination: "\(user)@127.0.0.1", port: port, identityFile: arguments[arguments.startIndex + 4],
+            options: ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+        )
+    }
+    try await HostUnderFire.run(settings)
 case "map-memory":
     // Streams a map of N trivial items and prints the host's peak resident memory.
     let count = Int(arguments.dropFirst().first ?? "1000") ?? 1000

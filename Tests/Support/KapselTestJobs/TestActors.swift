@@ -7,7 +7,7 @@ import Glibc
 
 /// Every distributed actor type the test daemon hosts.
 public enum TestActors {
-    public static let all: [any KapselActor.Type] = [Counter.self, Calculator.self, StormActor.self]
+    public static let all: [any KapselActor.Type] = [Counter.self, Calculator.self] + StressJobs.actors
 }
 
 /// A stateful actor: a counter with a log, and methods that fail, crash or wait.

@@ -11,8 +11,8 @@ public enum TestJobs {
         Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self, SlowCrashOnce.self,
         Fail.self, FailTyped.self, WhoAmI.self, StoreSetting.self, ReadSetting.self, CorruptConnection.self,
         WriteMarker.self, Shapes.self, ReadSettingSlowly.self, PreconditionFailure.self,
-        MapStep.self, ReadEnvironment.self, BusyFor.self, StormJob.self,
-    ] + SharedMemoryJobs.all + TableJobs.all
+        MapStep.self, ReadEnvironment.self, BusyFor.self,
+    ] + SharedMemoryJobs.all + TableJobs.all + StressJobs.all
 }
 
 /// The value of an environment variable in the daemon.
