@@ -73,7 +73,7 @@ let package = Package(
         ),
         .target(name: "KapselSlurm", dependencies: ["Kapsel"]),
         // Proofs of the promise: the crash storm, its jobs and their checks.
-        .target(name: "KapselStress", dependencies: ["Kapsel"]),
+        .target(name: "KapselStress", dependencies: ["Kapsel", "CKapselShim"]),
         .executableTarget(
             name: "KapselCLI",
             dependencies: [

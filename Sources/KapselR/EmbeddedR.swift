@@ -148,7 +148,7 @@ final class EmbeddedR: Sendable {
     /// Runs R's garbage collector.
     func collectGarbage() async throws {
         _ = try await thread.run { [self] in
-            try RConverter(library: library, system: nil, objects: [:]).evaluateSource("invisible(gc())")
+            _ = try RConverter(library: library, system: nil, objects: [:]).evaluateSource("invisible(gc())")
             return true
         }
     }

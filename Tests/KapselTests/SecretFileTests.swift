@@ -7,7 +7,7 @@ import Testing
 struct SecretFileTests {
     func write(_ text: String, mode: mode_t) -> String {
         let path = temporaryPath("secret")
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         chmod(path, mode)
         return path
     }

@@ -59,7 +59,7 @@ public final class Daemons: Sendable {
         let arguments: [String]
         switch options.executable {
         case .currentProcess:
-            guard let path = currentExecutablePath() else { throw DaemonsError("cannot find this process's executable in /proc/self/exe") }
+            guard let path = ProcessInspection.currentExecutable() else { throw DaemonsError("cannot find this process's executable in /proc/self/exe") }
             executable = path
             arguments = []
         case .path(let path, let extra):

@@ -139,11 +139,3 @@ func currentEnvironment() -> [String: String] {
     }
     return result
 }
-
-/// The path of this process's executable.
-func currentExecutablePath() -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard count > 0 else { return nil }
-    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}

@@ -69,6 +69,14 @@ public enum ProcessInspection {
         }
     }
 
+    /// The path of this process's executable (`/proc/self/exe`).
+    public static func currentExecutable() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The command name of process `pid` (`/proc/<pid>/comm`), if it exists.
     public static func name(of pid: Int32) -> String? {
         readSmallFile("/proc/\(pid)/comm").map { String($0.prefix { $0 != "\n" }) }

@@ -9,13 +9,13 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: "Build in release mode: swift run -c release kapsel bench. W0 (the raw-socket floor) always runs first; latencies are also given as a ratio to it. After W3, which frees gigabytes, the bench pauses 20 s before the next workload (see LargeDataBench.settlePause)."
     )
 
-    @Argument(help: "Workloads to run (W0 W1 W2 W3 W4 W5 W6 W7 W8 W9 W10 W11); all when none is given.")
+    @Argument(help: "Workloads to run (W0 W1 W2 W3 W4 W5 W6 W7 W8 W9 W10 W11 W12); all when none is given.")
     var workloads: [String] = []
 
     @Flag(help: "Skip W0 (for profiling one workload; W1's ratio to the floor is then not printed).")
     var noFloor = false
 
-    static let available = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11"]
+    static let available = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12"]
 
     func validate() throws {
         for workload in workloads where !Self.available.contains(workload.uppercased()) {
@@ -41,5 +41,6 @@ struct BenchCommand: AsyncParsableCommand {
         if selected.contains("W9") { try await PythonBench.run() }
         if selected.contains("W10") { try await RBench.run() }
         if selected.contains("W11") { try await ScalingBench.run() }
+        if selected.contains("W12") { try HostDeathBench.run() }
     }
 }

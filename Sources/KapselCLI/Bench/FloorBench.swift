@@ -56,7 +56,7 @@ enum FloorBench {
     }
 
     private static func spawnPeer(arguments: [String], stdin: Int32) throws -> pid_t {
-        guard let executable = ownExecutable() else { throw BenchError("cannot find this executable") }
+        guard let executable = ProcessInspection.currentExecutable() else { throw BenchError("cannot find this executable") }
         let argv = [executable] + arguments
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
@@ -144,14 +144,6 @@ private func writeFully(_ fd: Int32, _ buffer: inout [UInt8]) {
 private func setNoDelay(_ fd: Int32) {
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-}
-
-/// This process's executable.
-func ownExecutable() -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard count > 0 else { return nil }
-    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// A benchmark that could not run.

@@ -5,6 +5,6 @@ struct StressCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stress",
         abstract: "Prove the promise: every job resolves exactly once, whatever its daemon does.",
-        subcommands: [StormCommand.self]
+        subcommands: [StormCommand.self, HostCommand.self]
     )
 }
