@@ -49,7 +49,7 @@ final class HostListener: Sendable {
         makeHandler: @escaping @Sendable () -> HostConnectionHandler
     ) async throws -> HostListener {
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -3,6 +3,8 @@
 // With no Kapsel environment it can also act as a small host, for tests that need a
 // host process they can kill:
 //   KapselTestDaemon host N     start N daemons (this executable), print their pids, wait
+//   KapselTestDaemon idle-flood PORT N  open N idle connections to 127.0.0.1:PORT; print how
+//                                   many were established and closed, and the seconds it took
 //   KapselTestDaemon under-fire LOCAL TCP [SSH-PORT SSH-KEY]
 //                               keep local, TCP and SSH daemons busy until killed (HostUnderFire)
 //   KapselTestDaemon no-bootstrap   behave like a program whose main forgot Kapsel.bootstrap
@@ -33,6 +35,10 @@ case "host":
     print("ready")
     fflush(nil)
     while true { sleep(60) }
+case "idle-flood":
+    let numbers = arguments.dropFirst().compactMap { Int($0) }
+    let outcome = IdleFlood.run(port: numbers.first ?? 0, count: numbers.dropFirst().first ?? 10_000)
+    print(outcome.established, outcome.closed, outcome.secondsToClose)
 case "under-fire":
     let numbers = arguments.dropFirst().map { Int($0) }
     var settings = HostUnderFire.Settings()

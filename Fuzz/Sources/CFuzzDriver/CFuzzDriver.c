@@ -1,0 +1,1 @@
+// Only the declaration in include/CFuzzDriver.h: the driver comes with libFuzzer.
