@@ -87,9 +87,9 @@ int kapsel_set_parent_death_signal(int signal) {
 #endif
 }
 
-int kapsel_become_child_subreaper(void) {
+int kapsel_set_child_subreaper(int on) {
 #ifdef __linux__
-    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    return prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0);
 #else
     errno = ENOSYS;
     return -1;

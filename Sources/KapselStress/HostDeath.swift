@@ -8,9 +8,26 @@ import Glibc
 /// Killing a working host (a `HostUnderFire` program) with SIGKILL and watching its
 /// daemons go: what the host-death test checks and W12 measures.
 ///
-/// This process becomes a child subreaper, so the host's orphaned daemons are re-parented
-/// to it: it sees them exit and reaps them.
+/// While it watches, this process is a child subreaper, so the host's orphaned daemons
+/// are re-parented to it: it sees them exit and reaps them.
 public enum HostDeath {
+    /// Runs `body` as a child subreaper: orphans of descendants that die meanwhile become
+    /// this process's children. Afterwards it stops being one and reaps the adopted
+    /// children that have exited (a killed host's `sh`, its daemons), so that nothing it
+    /// adopted lingers as a zombie of the test runner.
+    public static func adoptingOrphans<T>(_ body: () throws -> T) throws -> T {
+        let ownChildren = Set(ProcessInspection.children().map(\.pid))
+        guard kapsel_set_child_subreaper(1) == 0 else { throw HostError(description: "cannot become a child subreaper: errno \(errno)") }
+        defer {
+            _ = kapsel_set_child_subreaper(0)
+            for child in ProcessInspection.children() where child.isZombie && !ownChildren.contains(child.pid) {
+                var status: Int32 = 0
+                waitpid(child.pid, &status, 0)
+            }
+        }
+        return try body()
+    }
+
     /// What was seen.
     public struct Watch: Sendable {
         /// The host's daemons as it printed them: `local`, `tcp` or `ssh`, and the pid.
@@ -46,7 +63,12 @@ public enum HostDeath {
         executable: String, arguments: [String], working: Duration = .milliseconds(300), limit: Duration = .seconds(8),
         others: () -> [Int32] = { [] }
     ) throws -> Watch {
-        guard kapsel_become_child_subreaper() == 0 else { throw HostError(description: "cannot become a child subreaper: errno \(errno)") }
+        try adoptingOrphans { try watchKilledHost(executable: executable, arguments: arguments, working: working, limit: limit, others: others) }
+    }
+
+    private static func watchKilledHost(
+        executable: String, arguments: [String], working: Duration, limit: Duration, others: () -> [Int32]
+    ) throws -> Watch {
         let sharedBefore = sharedMemoryFiles()
         let (host, output) = try spawnReadingOutput(executable, arguments)
         let lines = readLines(from: output, until: "ready")

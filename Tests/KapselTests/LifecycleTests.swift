@@ -1,6 +1,6 @@
-import CKapselShim
 import Foundation
 import Kapsel
+import KapselStress
 import KapselTestJobs
 import Testing
 
@@ -13,7 +13,10 @@ extension ProcessTests {
     struct LifecycleTests {
         @Test func daemonsDieWithTheirHost() throws {
             // Orphans are re-parented to this process, so it can see them exit and reap them.
-            #expect(kapsel_become_child_subreaper() == 0)
+            try HostDeath.adoptingOrphans { try watchDaemonsDieWithTheirHost() }
+        }
+
+        func watchDaemonsDieWithTheirHost() throws {
             let host = Process()
             host.executableURL = URL(fileURLWithPath: testDaemonPath)
             host.arguments = ["host", "2"]

@@ -55,9 +55,10 @@ int kapsel_pidfd_send_signal(int pidfd, int signal);
 /// `prctl(PR_SET_PDEATHSIG, signal)`. Returns 0 or -1 with errno (non-Linux: 0, no effect).
 int kapsel_set_parent_death_signal(int signal);
 
-/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants are re-parented to this
-/// process instead of init. Returns 0 or -1 with errno.
-int kapsel_become_child_subreaper(void);
+/// Makes this process a child subreaper (`on` = 1), so that orphaned descendants are
+/// re-parented to it instead of init, or stops being one (`on` = 0). Returns 0, or -1
+/// with errno (ENOSYS where there is no such thing).
+int kapsel_set_child_subreaper(int on);
 
 /// Opens a pseudo-terminal pair (`posix_openpt`, `grantpt`, `unlockpt`, then the
 /// terminal side by name). Returns 0, or -1 with errno.
