@@ -37,7 +37,8 @@ struct DispatcherActorTests {
     /// The daemon of `slot` answers call `id`.
     func answer(_ id: UInt64, slot: Int, in harness: inout DispatcherHarness, failure: FailureReport? = nil) {
         let completion: Completion = failure.map { .failure($0) } ?? .value(Self.empty)
-        harness.execute(harness.state.callFinished(slot: slot, instance: harness.state.slots[slot].instance, requestID: id, completion: completion))
+        harness.now += harness.jobTime
+        harness.execute(harness.state.callFinished(slot: slot, instance: harness.state.slots[slot].instance, requestID: id, completion: completion, at: harness.now))
     }
 
     @Test func actorsGoToTheDaemonHoldingTheFewest() {

@@ -88,6 +88,10 @@ struct DispatcherHarness {
     var timers: [TimerEvent: Duration] = [:]
     var readiness: [Result<Void, DaemonsError>] = []
     var stopsResumed = 0
+    /// The time the state machine is told an answer arrives at: each answer comes `jobTime`
+    /// after the one before (long enough, by default, that a dispatcher sends one job at a time).
+    var now = ContinuousClock.now
+    var jobTime = Duration.milliseconds(10)
 
     /// A pool of `slots` slots sized by `scaling` (all launched by default); what was
     /// launched is connected too unless `connect` is false.
@@ -144,7 +148,8 @@ struct DispatcherHarness {
     /// The daemon of `slot` answers `id` with a value (or `failure`).
     mutating func finish(slot: Int, _ id: UInt64, failure: FailureReport? = nil) {
         let completion: Completion = failure.map { .failure($0) } ?? .value(Envelope(payload: ByteBuffer()))
-        execute(state.jobFinished(slot: slot, instance: state.slots[slot].instance, requestID: id, completion: completion))
+        now += jobTime
+        execute(state.jobFinished(slot: slot, instance: state.slots[slot].instance, requestID: id, completion: completion, at: now))
     }
 
     /// The process of `slot` ends with `termination`.

@@ -32,7 +32,7 @@ struct DispatcherStateTests {
         var harness = DispatcherHarness(slots: 1)
         let first = harness.submit(1)
         harness.submit(2)
-        let actions = harness.state.jobFinished(slot: 0, instance: 1, requestID: 1, completion: .value(Envelope(payload: ByteBuffer())))
+        let actions = harness.state.jobFinished(slot: 0, instance: 1, requestID: 1, completion: .value(Envelope(payload: ByteBuffer())), at: harness.now)
         let order = actions.compactMap { action -> String? in
             switch action {
             case .send(_, .run(let id, _, _)): "send \(id)"
@@ -200,7 +200,7 @@ struct DispatcherStateTests {
         var harness = DispatcherHarness(slots: 1)
         let resolver = harness.submit(1, retries: 1)
         harness.crashAndReplace(slot: 0)
-        harness.execute(harness.state.jobFinished(slot: 0, instance: 1, requestID: 1, completion: .value(Envelope(payload: ByteBuffer()))))
+        harness.execute(harness.state.jobFinished(slot: 0, instance: 1, requestID: 1, completion: .value(Envelope(payload: ByteBuffer())), at: harness.now))
         #expect(resolver.count == 0, "the old instance's answer")
         harness.finish(slot: 0, 999)
         #expect(resolver.count == 0)

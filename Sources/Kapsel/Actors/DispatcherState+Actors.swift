@@ -100,9 +100,9 @@ extension DispatcherState {
     }
 
     /// A daemon answered a call or a creation (or a pooled call, which is a job).
-    mutating func callFinished(slot: Int, instance: Int, requestID: UInt64, completion: Completion) -> [DispatcherAction] {
+    mutating func callFinished(slot: Int, instance: Int, requestID: UInt64, completion: Completion, at now: ContinuousClock.Instant) -> [DispatcherAction] {
         if jobs[requestID] != nil || slots[slot].inFlight.contains(requestID) {
-            return jobFinished(slot: slot, instance: instance, requestID: requestID, completion: completion)
+            return jobFinished(slot: slot, instance: instance, requestID: requestID, completion: completion, at: now)
         }
         guard slots[slot].instance == instance, let call = actors.calls.removeValue(forKey: requestID) else { return [] }
         actors.perSlot[slot].sent.remove(call.id)

@@ -37,6 +37,7 @@ extension DispatcherState {
         let retirement = departure.retiring ?? termination.flatMap(Self.retirement)
         let inFlight = slots[index].inFlight
         slots[index].inFlight = []
+        slots[index].pace.headLost()
 
         // The daemon runs what it was sent in order: the first job still held was
         // running, the rest never started and simply go back to wait.

@@ -55,11 +55,19 @@ extension DispatcherState {
 
     // MARK: Handing out
 
-    /// Gives waiting jobs to idle daemons, starting parked slots for them.
+    /// Gives waiting jobs to idle daemons first, then one by one to the daemon holding the
+    /// fewest whose short jobs allow more ahead of the one it runs (`SlotPace`); starts
+    /// parked slots for them.
     mutating func dispatchToIdle() -> [DispatcherAction] {
         var actions = unparkForWaitingJobs()
         for index in slots.indices where !jobs.waiting.isEmpty && slots[index].isOnline && slots[index].inFlight.isEmpty {
-            actions += dispatch(index)
+            actions += dispatch(index, upTo: 1)
+        }
+        var full = Set<Int>()
+        while !jobs.waiting.isEmpty, let index = slots.indices.filter({ slots[$0].isOnline && !full.contains($0) }).min(by: { slots[$0].inFlight.count < slots[$1].inFlight.count }) {
+            let before = slots[index].inFlight.count
+            actions += dispatch(index, upTo: before + 1)
+            if slots[index].inFlight.count == before { full.insert(index) }
         }
         return actions
     }
@@ -84,14 +92,16 @@ extension DispatcherState {
         return actions
     }
 
-    /// Sends `slot` what it may run now: in dispatcher mode one job (its pinned jobs
-    /// first, then the queue) when it is idle; in round-robin mode everything pinned.
-    /// Each send starts an attempt, with its own deadline.
-    mutating func dispatch(_ index: Int) -> [DispatcherAction] {
+    /// Sends `slot` what it may run now: in dispatcher mode its pinned jobs first, then
+    /// the queue's, one when it is idle and more behind it while its pace allows (and
+    /// `limit`, if given) — a job sent ahead has no time limit and is no actor call, whose
+    /// time would start before the daemon reaches it; in round-robin mode everything
+    /// pinned. Each send starts an attempt, with its own deadline.
+    mutating func dispatch(_ index: Int, upTo limit: Int = .max) -> [DispatcherAction] {
         guard slots[index].acceptsWork, let link = slots[index].link else { return [] }
         var actions: [DispatcherAction] = []
-        while mode == .roundRobin || slots[index].inFlight.isEmpty {
-            guard let id = slots[index].pinned.popFirst() ?? (mode == .dispatcher ? jobs.takeNextWaiting() : nil) else { break }
+        while mode == .roundRobin || slots[index].inFlight.count < min(limit, slots[index].pace.depth) {
+            guard let id = slots[index].pinned.popFirst() ?? (mode == .dispatcher ? nextWaiting(ahead: !slots[index].inFlight.isEmpty) : nil) else { break }
             guard let record = jobs.send(id, to: index) else { continue }
             slots[index].inFlight.append(id)
             slots[index].assigned += 1
@@ -105,18 +115,26 @@ extension DispatcherState {
         return actions
     }
 
+    /// The queue's next job, when it may go to a daemon busy with others (`ahead`) or to an idle one.
+    private mutating func nextWaiting(ahead: Bool) -> UInt64? {
+        if ahead, let first = jobs.waiting.first, let record = jobs[first], record.timeout != nil || record.call != nil { return nil }
+        return jobs.takeNextWaiting()
+    }
+
     // MARK: Answers
 
-    /// The daemon in `slot` answered request `requestID`.
-    mutating func jobFinished(slot index: Int, instance: Int, requestID: UInt64, completion: Completion) -> [DispatcherAction] {
+    /// The daemon in `slot` answered request `requestID` at `now`.
+    mutating func jobFinished(slot index: Int, instance: Int, requestID: UInt64, completion: Completion, at now: ContinuousClock.Instant) -> [DispatcherAction] {
         guard slots[index].instance == instance, slots[index].isOnline else { return [] }
         guard let position = slots[index].inFlight.firstIndex(of: requestID) else { return [] }
         slots[index].inFlight.remove(at: position)
         slots[index].complete += 1
+        if position == 0 { slots[index].pace.headFinished(at: now) }
         // The daemon's next job goes out before this one resolves: resolving runs the
         // submitter's callbacks (decoding the output, starting more work), and the
         // daemon would sit idle through them.
         var actions = dispatch(index)
+        if position == 0, !slots[index].inFlight.isEmpty { slots[index].pace.headStarted(at: now) }
         if let record = jobs.remove(requestID) {
             if record.setupTemplate == nil { slots[index].startFailures = 0 }
             if let deadline = record.deadline { actions.append(.cancelTimer(deadline)) }

@@ -61,6 +61,8 @@ struct SlotTable {
         var token = ""
         /// Sent and not yet answered, in send order; the daemon runs them in that order.
         var inFlight: Deque<UInt64> = []
+        /// How long its jobs take, and so how many it may hold at once (dispatcher mode).
+        var pace = SlotPace()
         /// Waiting for this slot only: setup jobs, and round-robin assignments.
         var pinned: Deque<UInt64> = []
         var assigned = 0

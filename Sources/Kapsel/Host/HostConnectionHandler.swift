@@ -132,10 +132,12 @@ final class HostConnectionHandler: ChannelInboundHandler {
             switch message {
             case .result(let result):
                 let completion = Completion(result.outcome, attachments: try carrier.receiveAttachments(result.attachments, tag: result.requestID))
-                dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, requestID: result.requestID, completion: completion) }
+                let now = ContinuousClock.now
+                dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, requestID: result.requestID, completion: completion, at: now) }
             case .callResult(let result):
                 let completion = Completion(result.outcome, attachments: try carrier.receiveAttachments(result.attachments, tag: result.requestID))
-                dispatcher.perform { $0.callFinished(slot: slot, instance: instance, requestID: result.requestID, completion: completion) }
+                let now = ContinuousClock.now
+                dispatcher.perform { $0.callFinished(slot: slot, instance: instance, requestID: result.requestID, completion: completion, at: now) }
             case .actorCount(let count):
                 dispatcher.perform { state in
                     state.actorCountReported(slot: slot, instance: instance, count: Int(count))
