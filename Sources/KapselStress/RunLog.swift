@@ -1,3 +1,5 @@
+import Kapsel
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,12 +37,8 @@ public struct RunLog: Sendable, Hashable, Codable {
 
     /// Kills the processes whose jobs asked for it, once each; returns how many.
     func killRequested() -> Int {
-        guard let folder = opendir(directory) else { return 0 }
-        defer { closedir(folder) }
         var killed = 0
-        while let entry = readdir(folder) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasSuffix(".kill") else { continue }
+        for name in ProcessInspection.directoryEntries(directory) where name.hasSuffix(".kill") {
             let path = "\(directory)/\(name)"
             if let pid = Int32(read(path).prefix { $0 != "\n" }) { kill(pid, SIGKILL) }
             unlink(path)

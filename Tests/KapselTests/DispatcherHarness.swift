@@ -152,9 +152,12 @@ struct DispatcherHarness {
         execute(state.jobFinished(slot: slot, instance: state.slots[slot].instance, requestID: id, completion: completion, at: now))
     }
 
-    /// The process of `slot` ends with `termination`.
-    mutating func exit(slot: Int, _ termination: ProcessTermination, output: String? = nil) {
-        execute(state.processExited(slot: slot, instance: state.slots[slot].instance, termination: termination, output: output))
+    /// The process of `slot` ends with `termination`, and then (unless `closing` is false)
+    /// its connection closes, as a dead process's does.
+    mutating func exit(slot: Int, _ termination: ProcessTermination, output: String? = nil, closing: Bool = true) {
+        let instance = state.slots[slot].instance
+        execute(state.processExited(slot: slot, instance: instance, termination: termination, output: output))
+        if closing { execute(state.connectionClosed(slot: slot, instance: instance, reason: nil)) }
         links[slot] = nil
     }
 

@@ -32,6 +32,8 @@ enum TimerEvent: Sendable, Hashable {
     case cancelGrace(slot: Int, instance: Int, job: UInt64)
     /// The time a daemon that closed its connection has to exit before it is killed.
     case disconnectGrace(slot: Int, instance: Int)
+    /// The time the host reads a dead daemon's connection before its slot ends.
+    case exitDrain(slot: Int, instance: Int)
     /// The time a daemon busy when the pool stopped has to exit before it is killed.
     case stopGrace(slot: Int, instance: Int)
     /// An actor call's time limit.
@@ -47,7 +49,7 @@ enum TimerEvent: Sendable, Hashable {
     var isCancellable: Bool {
         switch self {
         case .timeout, .callTimeout: true
-        case .cancelGrace, .disconnectGrace, .stopGrace, .launchDeadline, .idle: false
+        case .cancelGrace, .disconnectGrace, .exitDrain, .stopGrace, .launchDeadline, .idle: false
         }
     }
 }

@@ -7,10 +7,28 @@ import Glibc
 /// Daemons that end in the dispatcher's state machine: process exits, lost daemons
 /// deployed by hand, failed starts, and slots given up.
 extension DispatcherState {
-    /// The process of `slot` has ended and been reaped.
+    /// How long the host goes on reading the connection of a daemon whose process ended
+    /// with work in flight before it takes the connection as read to the end.
+    static let exitDrainGrace = Duration.milliseconds(100)
+
+    /// The process of `slot` has ended and been reaped. With jobs in flight and its
+    /// connection still open, the slot ends when the connection closes (or after
+    /// `exitDrainGrace`): results the daemon wrote before it died are read first, so
+    /// the job blamed for the death is the one it was running, not one it had finished.
     mutating func processExited(slot index: Int, instance: Int, termination: ProcessTermination, output: String?) -> [DispatcherAction] {
         guard slots[index].instance == instance else { return [] }
+        if phase == .running, slots[index].isOnline, !slots[index].inFlight.isEmpty, slots[index].departure.exit == nil {
+            slots[index].noteExit(termination, output: output)
+            return [.schedule(.exitDrain(slot: index, instance: instance), after: Self.exitDrainGrace)]
+        }
         return slotEnded(index, instance: instance, termination: termination, output: output)
+    }
+
+    /// The connection of a daemon whose process ended was read to its end (`exitDrain`
+    /// fired, or it closed): the slot ends.
+    mutating func exitDrained(slot index: Int, instance: Int) -> [DispatcherAction] {
+        guard slots[index].instance == instance, let exit = slots[index].departure.exit else { return [] }
+        return slotEnded(index, instance: instance, termination: exit.termination, output: exit.output)
     }
 
     /// The daemon of `slot` is gone: its process ended (`termination`), or, for a daemon

@@ -239,6 +239,8 @@ extension DispatcherState {
             return slots[index].process.map { [.signal(pid: $0.pid, signal: SIGKILL)] } ?? []
         case .idle(let index, let instance, let assigned):
             return retireIfIdle(index, instance: instance, assigned: assigned)
+        case .exitDrain(let index, let instance):
+            return exitDrained(slot: index, instance: instance)
         case .disconnectGrace(let index, let instance):
             guard slots[index].instance == instance, case .closing(let process?, _) = slots[index].state else { return [] }
             slots[index].noteKill(.connectionFailed("the daemon closed its connection and did not exit"))

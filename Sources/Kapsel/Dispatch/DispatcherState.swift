@@ -191,6 +191,9 @@ struct DispatcherState {
     /// killed if it is still alive after `disconnectGrace`.
     mutating func connectionClosed(slot index: Int, instance: Int, reason: String?) -> [DispatcherAction] {
         guard slots[index].instance == instance, slots[index].isOnline else { return [] }
+        // Its process ended already: all it wrote is read (the close may be a reset, for
+        // jobs it never read; the death is what is reported).
+        if slots[index].departure.exit != nil { return exitDrained(slot: index, instance: instance) }
         guard launchesProcesses else {
             // A daemon deployed by hand is gone with its connection.
             slots[index].noteKill(.connectionFailed(reason ?? "its connection closed"))

@@ -30,6 +30,10 @@ struct SlotTable {
         var killCause: KillCause?
         /// Set when the daemon said it retires; it gets no more work.
         var retiring: DaemonExitCode?
+        /// Set when its process ended while its connection was still open: the slot ends
+        /// once the host has read what the connection still holds (results the daemon
+        /// wrote before it died), so the job that was running is the one blamed.
+        var exit: (termination: ProcessTermination, output: String?)?
     }
 
     /// Where one slot's daemon is in its life.
@@ -119,7 +123,7 @@ struct SlotTable {
 
         /// Online, not retiring, and so open for work.
         var acceptsWork: Bool {
-            if case .online(_, _, let departure) = state { departure.retiring == nil } else { false }
+            if case .online(_, _, let departure) = state { departure.retiring == nil && departure.exit == nil } else { false }
         }
 
         /// Online, open for work and holding nothing.
@@ -156,6 +160,13 @@ struct SlotTable {
             default:
                 break
             }
+        }
+
+        /// Records that the daemon's process ended while its connection is open.
+        mutating func noteExit(_ termination: ProcessTermination, output: String?) {
+            guard case .online(let link, let process, var departure) = state else { return }
+            departure.exit = (termination, output)
+            state = .online(link: link, process: process, departure: departure)
         }
 
         /// Records that the daemon retires with `code`.

@@ -37,12 +37,20 @@ final class HostConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         heartbeat?.heard()
+        writer?.holdFlushes()
         let message = unwrapInboundIn(data)
         if let (slot, instance) = state.delivery(of: message) {
             deliver(message, slot: slot, instance: instance, context: context)
         } else {
             run(state.received(message), context: context)
         }
+    }
+
+    /// What was written while the burst was read (the next jobs for the daemons whose
+    /// results came in) goes out together.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        writer?.releaseFlushes()
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -82,6 +90,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
                     return []
                 }
             case .close:
+                // What was written in this read burst (a refusal, say) goes out first.
+                writer?.releaseFlushes()
                 context.close(promise: nil)
             case .startHeartbeat:
                 guard let heartbeatSettings, let writer else { break }

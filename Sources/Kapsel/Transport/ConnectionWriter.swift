@@ -15,7 +15,11 @@ import Synchronization
 /// (descriptors sent, or chunks lined up), then the frames are handed to the
 /// connection's event loop, which writes them in order while the connection is writable,
 /// each encoded by the one `FrameEncoder`. A flush on the loop with nothing handed over
-/// before it writes at once, with no thread hop.
+/// before it writes at once, with no thread hop. While the host's handler works through a
+/// read burst (`holdFlushes` … `releaseFlushes`) the messages the loop writes go out
+/// together in one write at its end: the next jobs for each of the results that came in
+/// together. A daemon never holds its results: one held while the next job runs would be
+/// lost if that job crashed the daemon, and the host would blame the wrong job.
 ///
 /// As the host's end of a daemon connection it is the dispatcher's `DaemonLink`.
 final class ConnectionWriter: DaemonLink {
@@ -38,6 +42,10 @@ final class ConnectionWriter: DaemonLink {
         var frames: Deque<Frame> = []
         /// A write is scheduled on the loop and has not begun.
         var scheduled = false
+        /// The loop handles a read burst: its writes wait for one flush at the end.
+        var holding = false
+        /// Something was written while holding.
+        var flushWanted = false
     }
 
     private let channel: any Channel
@@ -132,7 +140,7 @@ final class ConnectionWriter: DaemonLink {
         if channel.eventLoop.inEventLoop {
             if ahead.isEmpty, case .message(let message) = last, channel.isWritable, ready.withLock({ $0.frames.isEmpty }) {
                 write(message)
-                channel.flush()
+                flushUnlessHeld()
                 return
             }
             let waiting = ready.withLock { ready in
@@ -181,7 +189,33 @@ final class ConnectionWriter: DaemonLink {
                 return
             }
         }
-        if wrote { channel.flush() }
+        if wrote { flushUnlessHeld() }
+    }
+
+    // MARK: Read bursts, on the loop
+
+    /// The handler begins a read burst: what the loop writes until `releaseFlushes` is
+    /// flushed once, then.
+    func holdFlushes() {
+        ready.withLock { $0.holding = true }
+    }
+
+    /// The read burst ended: what was written during it goes out, in one write.
+    func releaseFlushes() {
+        let wanted = ready.withLock { ready in
+            defer { ready.holding = false; ready.flushWanted = false }
+            return ready.flushWanted
+        }
+        if wanted { channel.flush() }
+    }
+
+    /// Flushes what was written, or leaves it for the end of the read burst.
+    private func flushUnlessHeld() {
+        let now = ready.withLock { ready in
+            if ready.holding { ready.flushWanted = true }
+            return !ready.holding
+        }
+        if now { channel.flush() }
     }
 
     /// Writes `message`'s frame, unflushed (on the loop).

@@ -6,7 +6,8 @@ import Glibc
 
 /// W1: round trip of a trivial job with one daemon: over the local Unix socket, with
 /// and without the dispatcher, as an actor call, and over TLS on loopback (`tls`,
-/// with zero-configuration TLS).
+/// with zero-configuration TLS); then each stage of the local job path timed alone
+/// (`HotPathStages`), beside the raw socket's share (W0).
 enum LatencyBench {
     static func run(floorMicroseconds: Double?) async throws {
         var tls = DaemonOptions()
@@ -40,6 +41,14 @@ enum LatencyBench {
             return Samples(samples)
         }
         report("actor", actorSamples, floorMicroseconds)
+        // Where a job's round trip goes: each stage of the path timed alone.
+        let stages = try await HotPathStages.measure(Trivial(x: 1))
+        for stage in stages { BenchReport.emit("W1", "stage", "us", stage.microseconds, note: stage.name) }
+        if let floorMicroseconds {
+            BenchReport.emit("W1", "stage", "us", floorMicroseconds, note: "the socket both ways: write, wake-up and read, twice (W0)")
+        }
+        let beyondFloor = stages.filter { !$0.isInFloor }.reduce(0) { $0 + $1.microseconds }
+        BenchReport.emit("W1", "stage", "us_sum", beyondFloor + (floorMicroseconds ?? 0), note: "W0 and the stages not in it")
     }
 
     private static func report(_ variant: String, _ samples: Samples, _ floorMicroseconds: Double?) {
