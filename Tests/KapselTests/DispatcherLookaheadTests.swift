@@ -95,4 +95,33 @@ struct DispatcherLookaheadTests {
         #expect(succeeded)
         #expect(harness.state.status(url: "").waiting == 0)
     }
+
+    @Test func aResultStillInTheConnectionWhenTheProcessDiesResolvesAndTheJobAfterItIsBlamed() {
+        var harness = warmedUp(slots: 1, jobTime: .microseconds(50))
+        let resolvers = (1...3).map { harness.submit(UInt64($0), retries: 0) }
+        let instance = harness.state.slots[0].instance
+        let link = harness.link(0)
+        // The process is reaped before the host has read the first job's result.
+        harness.exit(slot: 0, .signaled(signal: SIGSEGV), closing: false)
+        #expect(harness.timers[.exitDrain(slot: 0, instance: instance)] == DispatcherState.exitDrainGrace)
+        #expect(resolvers.allSatisfy { $0.count == 0 }, "nothing is decided while the connection may hold answers")
+        harness.submit(4, retries: 0)
+        #expect(!link.runIDs.contains(4), "a dead daemon gets no more work")
+        harness.finish(slot: 0, 1)
+        #expect(resolvers[0].succeeded, "the result it wrote before it died counts")
+        harness.execute(harness.state.connectionClosed(slot: 0, instance: instance, reason: "connection reset by peer"))
+        #expect(resolvers[1].errorCode == .crashed, "the job it was running when it died")
+        #expect(resolvers[2].count == 0, "the job after it never started: it waits for the replacement")
+    }
+
+    @Test func aDeadDaemonsConnectionThatStaysOpenIsTakenAsReadAfterTheGrace() {
+        var harness = warmedUp(slots: 1, jobTime: .microseconds(50))
+        let resolvers = (1...2).map { harness.submit(UInt64($0), retries: 0) }
+        let instance = harness.state.slots[0].instance
+        harness.exit(slot: 0, .signaled(signal: SIGKILL), closing: false)
+        harness.fire(.exitDrain(slot: 0, instance: instance))
+        #expect(resolvers[0].errorCode == .crashed)
+        #expect(resolvers[1].count == 0)
+        #expect(harness.state.slots[0].instance == instance + 1, "a replacement is on its way")
+    }
 }
