@@ -1,10 +1,9 @@
-import Dispatch
 import Foundation
 import Kapsel
 import Synchronization
 
 /// The Python interpreter embedded in this process: at most one, started on first use
-/// with a given runtime. Every request runs on one serial queue holding the GIL; an
+/// with a given runtime. Every request runs on its one thread (`InterpreterThread`), holding the GIL; an
 /// interrupt (a time-out or a cancelled call) comes from another thread and raises
 /// `TimeoutError` in the running Python code at its next bytecode.
 final class EmbeddedPython: Sendable {
@@ -18,7 +17,7 @@ final class EmbeddedPython: Sendable {
     let packagePaths: [String]
     private let library: PythonLibrary
     private let dispatchFunction: UnsafeSendable<OpaquePointer>
-    private let queue = DispatchQueue(label: "kapsel.python")
+    private let interpreter = InterpreterThread(name: "kapsel.python")
 
     /// The interpreter of this process, started with `runtime` and `packagePaths` (put
     /// first on `sys.path`) if it is not yet. Throws if it runs another runtime already.
@@ -48,9 +47,9 @@ final class EmbeddedPython: Sendable {
         setenv("PYTHONNOUSERSITE", "1", 1)
         setenv("PYTHONDONTWRITEBYTECODE", "1", 1)
         if packagePaths.isEmpty { unsetenv("PYTHONPATH") } else { setenv("PYTHONPATH", packagePaths.joined(separator: ":"), 1) }
-        // Initialised on the queue's thread, which then gives the GIL up: every later
-        // request takes it with PyGILState_Ensure, from whatever thread.
-        let function: OpaquePointer? = queue.sync {
+        // Initialised on the interpreter's thread, which then gives the GIL up: every later
+        // request takes it with PyGILState_Ensure there (an interrupt, from another thread).
+        let function: OpaquePointer? = interpreter.sync { () -> UnsafeSendable<OpaquePointer>? in
             library.initialize(0)
             defer { _ = library.saveThread() }
             guard library.runString(PythonHelper.source) == 0,
@@ -59,8 +58,8 @@ final class EmbeddedPython: Sendable {
                 library.printError()
                 return nil
             }
-            return function
-        }
+            return UnsafeSendable(function)
+        }?.value
         guard let function else {
             throw PythonError(type: "RuntimeNotLoadable", message: "Python \(runtime.version) started, but Kapsel's helper did not load (see the daemon's output)")
         }
@@ -84,7 +83,7 @@ final class EmbeddedPython: Sendable {
     func request(_ request: String) async -> String {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                queue.async { continuation.resume(returning: self.dispatch(request)) }
+                interpreter.async { continuation.resume(returning: self.dispatch(request)) }
             }
         } onCancel: {
             Thread.detachNewThread { _ = self.dispatch(#"{"op":"interrupt"}"#) }
