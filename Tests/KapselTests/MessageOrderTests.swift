@@ -49,14 +49,15 @@ struct MessageOrderTests {
     /// Messages queued under one lock by several threads, and by the connection's own
     /// event loop, reach the peer in the order they were queued: through the
     /// connection's writer with either carrier (descriptors beside the connection, or
-    /// streamed on it).
-    @Test(arguments: [false, true])
-    func aLinkDeliversMessagesInTheOrderTheyWereQueued(streamed: Bool) async throws {
+    /// streamed on it), written by the event loop or (`direct`, a local connection's way)
+    /// by the sending threads themselves, the socket filling up and draining as it goes.
+    @Test(arguments: [false, true], [false, true])
+    func aLinkDeliversMessagesInTheOrderTheyWereQueued(streamed: Bool, direct: Bool) async throws {
         var sockets: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets) == 0)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try await ClientBootstrap(group: group).withConnectedSocket(sockets[0]).get()
-        let link = ConnectionWriter(channel: channel)
+        let link = try await channel.eventLoop.submit { ConnectionWriter(channel: channel, direct: direct) }.get()
         var descriptorEnd: DescriptorChannel?
         if !streamed {
             let (descriptors, otherEnd) = try DescriptorChannel.pair()

@@ -5,7 +5,8 @@ import Testing
 @testable import Kapsel
 
 /// Release tokens go back to the lending peer with this side's next message, or at
-/// once (together) when the peer says it waits for a slot.
+/// once (together) when the peer says it waits for a slot, or on their own after a
+/// moment when no message comes.
 @Suite("Release tokens")
 struct ReleaseSenderTests {
     @Test func droppedTokensWaitForTheNextMessage() throws {
@@ -46,6 +47,29 @@ struct ReleaseSenderTests {
         channel.embeddedEventLoop.run()
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         #expect(sender.takePending() == [11])
+        _ = try channel.finish()
+    }
+
+    @Test func tokensNoMessageTakesGoOnTheirOwnAfterTheLinger() throws {
+        let channel = EmbeddedChannel()
+        let writer = ConnectionWriter(channel: channel)
+        let sender = ReleaseSender(writer: writer)
+        sender.add(7)
+        sender.add(8)
+        channel.embeddedEventLoop.advanceTime(by: ReleaseSender.linger - .microseconds(1))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "a message may still take them")
+        channel.embeddedEventLoop.advanceTime(by: .microseconds(1))
+        #expect(try released(channel) == [7, 8], "the host sent nothing more: they go alone, together")
+
+        // Taken by a message before the linger ends: nothing goes twice.
+        sender.add(9)
+        #expect(sender.takePending() == [9])
+        channel.embeddedEventLoop.advanceTime(by: ReleaseSender.linger)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        // And the next drop lingers again.
+        sender.add(10)
+        channel.embeddedEventLoop.advanceTime(by: ReleaseSender.linger)
+        #expect(try released(channel) == [10])
         _ = try channel.finish()
     }
 

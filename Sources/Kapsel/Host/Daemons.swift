@@ -86,7 +86,10 @@ public final class Daemons: Sendable {
         let listener: HostListener
         do {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
-                HostConnectionHandler(dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat)
+                HostConnectionHandler(
+                    dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat,
+                    directWrites: address.transport == .unix
+                )
             }
         } catch {
             if let directory { rmdir(directory) }

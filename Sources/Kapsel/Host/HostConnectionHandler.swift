@@ -15,6 +15,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private let dispatcher: Dispatcher
     private let limits: WireLimits
     private let heartbeatSettings: HeartbeatSettings?
+    private let directWrites: Bool
     private var state: HostConnectionState
     private var writer: ConnectionWriter?
     private var handshakeTimer: Scheduled<Void>?
@@ -22,7 +23,10 @@ final class HostConnectionHandler: ChannelInboundHandler {
 
     /// `heartbeat`: settings for connections over TCP, where a daemon can vanish
     /// without its connection closing.
-    init(dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil) {
+    /// `directWrites`: the connection is local (a Unix socket), and senders write its socket
+    /// themselves (`DirectSocketWriter`).
+    init(dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil, directWrites: Bool = false) {
+        self.directWrites = directWrites
         self.dispatcher = dispatcher
         self.limits = limits
         self.heartbeatSettings = heartbeat
@@ -30,7 +34,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        writer = ConnectionWriter(channel: context.channel)
+        writer = ConnectionWriter(channel: context.channel, direct: directWrites)
         run(state.connected(nonce: randomNonce()), context: context)
         context.fireChannelActive()
     }

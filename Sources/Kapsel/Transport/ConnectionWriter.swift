@@ -56,8 +56,14 @@ final class ConnectionWriter: DaemonLink {
     /// then messages carry none.
     private let carrier = Mutex<(any AttachmentCarrier)?>(nil)
 
-    init(channel: any Channel) {
+    /// Writes the socket from the sending thread, when the connection is local.
+    private let direct: DirectSocketWriter?
+
+    /// A writer for `channel`; with `direct` (a local connection, created on its loop),
+    /// frames are written on the socket by the thread that sends them (`DirectSocketWriter`).
+    init(channel: any Channel, direct: Bool = false) {
         self.channel = channel
+        self.direct = direct ? DirectSocketWriter.make(for: channel) : nil
     }
 
     /// The connection's event loop.
@@ -137,6 +143,10 @@ final class ConnectionWriter: DaemonLink {
     /// at a time, and only the loop takes them: on the loop, with nothing waiting before
     /// it and room on the connection, a lone message is written at once.
     private func hand(over ahead: [Frame], then last: Frame) {
+        if let direct {
+            direct.write(ahead + [last], hold: ready.withLock { $0.holding })
+            return
+        }
         if channel.eventLoop.inEventLoop {
             if ahead.isEmpty, case .message(let message) = last, channel.isWritable, ready.withLock({ $0.frames.isEmpty }) {
                 write(message)
@@ -206,7 +216,11 @@ final class ConnectionWriter: DaemonLink {
             defer { ready.holding = false; ready.flushWanted = false }
             return ready.flushWanted
         }
-        if wanted { channel.flush() }
+        if let direct {
+            direct.releaseHeld()
+        } else if wanted {
+            channel.flush()
+        }
     }
 
     /// Flushes what was written, or leaves it for the end of the read burst.
@@ -245,7 +259,7 @@ final class ConnectionWriter: DaemonLink {
     }
 
     /// The chunk of `storage` at `offset`, its bytes copied once from the shared memory.
-    private static func chunk(tag: UInt64, index: UInt32, storage: SharedStorage, offset: Int, allocator: ByteBufferAllocator) -> WireMessage {
+    static func chunk(tag: UInt64, index: UInt32, storage: SharedStorage, offset: Int, allocator: ByteBufferAllocator) -> WireMessage {
         let total = storage.segment.byteCount
         let length = min(StreamedAttachments.chunkLength, total - offset)
         var bytes = allocator.buffer(capacity: length)
@@ -256,6 +270,7 @@ final class ConnectionWriter: DaemonLink {
     /// The connection closed: what was not written is dropped.
     func connectionClosed() {
         ready.withLock { $0.frames.removeAll() }
+        direct?.connectionClosed()
         attachmentCarrier?.connectionClosed()
     }
 

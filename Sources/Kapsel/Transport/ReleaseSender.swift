@@ -8,7 +8,9 @@ import Synchronization
 /// peer (`takePending`, a request or a result), so a consumer dropping one item after
 /// another neither wakes the connection's event loop nor writes a message per item.
 /// When the peer waits for a slot it says so (`releasesWanted`): whatever waits goes at
-/// once, or, if nothing does, the next token as soon as it is dropped.
+/// once, or, if nothing does, the next token as soon as it is dropped. A token waits at
+/// most `linger` for a message to travel with: a side that sends nothing more (a host
+/// done with its work) still gives the slots back, so the peer can free a pool it replaced.
 final class ReleaseSender: Sendable {
     private struct State {
         var pending: [UInt64] = []
@@ -16,6 +18,8 @@ final class ReleaseSender: Sendable {
         var wanted = false
         /// A message with the pending tokens is scheduled on the event loop.
         var scheduled = false
+        /// A send of whatever is pending after `linger` is scheduled.
+        var lingering = false
 
         /// Whether a message must be scheduled now: the peer waits, tokens are ready, and no
         /// message for them is scheduled yet.
@@ -52,13 +56,26 @@ final class ReleaseSender: Sendable {
         writer.withLock { $0 = nil }
     }
 
-    /// Queues `token`; sends it at once if the peer waits for a slot.
+    /// How long a dropped slot's token waits for a message to travel with.
+    static let linger = TimeAmount.milliseconds(2)
+
+    /// Queues `token`; sends it at once if the peer waits for a slot, or after `linger`
+    /// if no message takes it before.
     func add(_ token: UInt64) {
-        let schedule = state.withLock { state in
+        let (schedule, linger) = state.withLock { state in
             state.pending.append(token)
-            return state.scheduleIfWanted()
+            let schedule = state.scheduleIfWanted()
+            let linger = !schedule && !state.lingering
+            if linger { state.lingering = true }
+            return (schedule, linger)
         }
         if schedule { scheduleSend() }
+        if linger {
+            eventLoop.scheduleTask(in: Self.linger) { [self] in
+                state.withLock { $0.lingering = false }
+                sendPending()
+            }
+        }
     }
 
     /// The peer waits for a slot: sends what is pending, or the next token dropped.
@@ -80,12 +97,15 @@ final class ReleaseSender: Sendable {
     /// (a slot is often dropped while its dropper holds one).
     private func scheduleSend() {
         eventLoop.execute { [self] in
-            let tokens = state.withLock { state in
-                state.scheduled = false
-                return state.take()
-            }
-            guard !tokens.isEmpty else { return }
-            writer.withLock { $0 }?.send(.plain(.released(tokens: tokens)))
+            state.withLock { $0.scheduled = false }
+            sendPending()
         }
+    }
+
+    /// Sends what is pending, if anything (on the event loop).
+    private func sendPending() {
+        let tokens = state.withLock { $0.take() }
+        guard !tokens.isEmpty else { return }
+        writer.withLock { $0 }?.send(.plain(.released(tokens: tokens)))
     }
 }
