@@ -12,7 +12,7 @@ import Glibc
 ///
 /// Stages that are computation (encoding, decoding, the dispatcher's bookkeeping, the
 /// handle's resolution) are timed in tight loops; stages that are a thread waking up (the
-/// hop from the caller onto the event loop, the awaiting task resumed) are timed as one
+/// hop from the caller onto an event loop, the awaiting task resumed) are timed as one
 /// thread signalling another that sleeps, which is what they are on the real path. The
 /// socket's part — a write, the peer's wake-up, its read — is the raw floor (W0), measured
 /// apart; `write(2)` alone is timed here on a socket pair.
@@ -23,8 +23,10 @@ package enum HotPathStages {
         package var name: String
         /// Median microseconds per occurrence.
         package var microseconds: Double
-        /// Whether the raw floor (W0) includes it: the writes.
-        package var isInFloor = false
+        /// Whether it adds to a local job's round trip beyond the raw floor (W0): not the
+        /// writes, which W0 includes, nor the hop onto the event loop, which only remote
+        /// connections take.
+        package var addsToLocalPath = true
     }
 
     /// The stages of a round trip of `job`, each the median of `rounds` measurements.
@@ -49,14 +51,14 @@ package enum HotPathStages {
         let result = try resultFrame()
 
         var stages: [Stage] = []
-        func add(_ name: String, _ microseconds: Double, isInFloor: Bool = false) {
-            stages.append(Stage(name: name, microseconds: microseconds, isInFloor: isInFloor))
+        func add(_ name: String, _ microseconds: Double, addsToLocalPath: Bool = true) {
+            stages.append(Stage(name: name, microseconds: microseconds, addsToLocalPath: addsToLocalPath))
         }
 
         add("host: encode the job and its frame", try median(rounds) { _ = try runFrame() })
         add("host: dispatcher bookkeeping (submit and answer)", try dispatcherRound(rounds))
-        add("host: hop from the caller onto the event loop (a wake-up)", await loopHop(rounds))
-        add("host: write(2) of the frame (in W0)", socketWrite(request, rounds), isInFloor: true)
+        add("host: hop from the caller onto the event loop (a wake-up; TCP and TLS only, a local connection's senders write its socket)", await loopHop(rounds), addsToLocalPath: false)
+        add("host: write(2) of the frame (in W0)", socketWrite(request, rounds), addsToLocalPath: false)
         add("daemon: decode the frame and the job", try median(rounds) {
             var buffer = request
             var decoder = FrameDecoder(limits: limits, handshakeFrames: 0)
@@ -66,7 +68,7 @@ package enum HotPathStages {
         add("daemon: start the job's task on the loop (Task.immediate)", await taskStart(rounds))
         add("daemon: the job itself", try await medianAsync(rounds) { _ = try await job.run() })
         add("daemon: encode the result and its frame", try median(rounds) { _ = try resultFrame() })
-        add("daemon: write(2) of the frame (in W0)", socketWrite(result, rounds), isInFloor: true)
+        add("daemon: write(2) of the frame (in W0)", socketWrite(result, rounds), addsToLocalPath: false)
         add("host: decode the result's frame", try median(rounds) {
             var buffer = result
             var decoder = FrameDecoder(limits: limits, handshakeFrames: 0)

@@ -21,6 +21,10 @@ import Synchronization
 /// together. A daemon never holds its results: one held while the next job runs would be
 /// lost if that job crashed the daemon, and the host would blame the wrong job.
 ///
+/// On the host's end of a local connection (a Unix socket) the frames are not handed to
+/// the loop at all: the sending thread writes them on the socket (`DirectSocketWriter`),
+/// and the loop only reads.
+///
 /// As the host's end of a daemon connection it is the dispatcher's `DaemonLink`.
 final class ConnectionWriter: DaemonLink {
     /// What the event loop writes.
