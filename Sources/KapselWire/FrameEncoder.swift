@@ -29,4 +29,12 @@ public struct FrameEncoder: Sendable {
     public func encode(_ message: WireMessage, allocator: ByteBufferAllocator) -> (head: ByteBuffer, payload: ByteBuffer?) {
         message.frameParts(allocator: allocator, copyLimit: copyLimit)
     }
+
+    /// `message` as one frame in one buffer, its payload copied in after the head: for a
+    /// writer that hands the socket one buffer at a time.
+    public func encodeContiguous(_ message: WireMessage, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var (head, payload) = encode(message, allocator: allocator)
+        if var payload { head.writeBuffer(&payload) }
+        return head
+    }
 }

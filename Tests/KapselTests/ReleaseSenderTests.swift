@@ -10,11 +10,7 @@ import Testing
 @Suite("Release tokens")
 struct ReleaseSenderTests {
     @Test func droppedTokensWaitForTheNextMessage() throws {
-        let channel = EmbeddedChannel()
-        let writer = ConnectionWriter(channel: channel)
-        let sender = ReleaseSender(writer: writer)
-        sender.add(7)
-        sender.add(8)
+        let (channel, sender) = senderHolding(7, 8)
         channel.embeddedEventLoop.run()
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "no message of their own")
         #expect(sender.takePending() == [7, 8])
@@ -23,11 +19,7 @@ struct ReleaseSenderTests {
     }
 
     @Test func aPeerWaitingForASlotGetsTheTokensAtOnce() throws {
-        let channel = EmbeddedChannel()
-        let writer = ConnectionWriter(channel: channel)
-        let sender = ReleaseSender(writer: writer)
-        sender.add(7)
-        sender.add(8)
+        let (channel, sender) = senderHolding(7, 8)
         sender.peerWantsReleases()
         sender.add(9)
         channel.embeddedEventLoop.run()
@@ -51,11 +43,7 @@ struct ReleaseSenderTests {
     }
 
     @Test func tokensNoMessageTakesGoOnTheirOwnAfterTheLinger() throws {
-        let channel = EmbeddedChannel()
-        let writer = ConnectionWriter(channel: channel)
-        let sender = ReleaseSender(writer: writer)
-        sender.add(7)
-        sender.add(8)
+        let (channel, sender) = senderHolding(7, 8)
         channel.embeddedEventLoop.advanceTime(by: ReleaseSender.linger - .microseconds(1))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "a message may still take them")
         channel.embeddedEventLoop.advanceTime(by: .microseconds(1))
@@ -71,6 +59,14 @@ struct ReleaseSenderTests {
         channel.embeddedEventLoop.advanceTime(by: ReleaseSender.linger)
         #expect(try released(channel) == [10])
         _ = try channel.finish()
+    }
+
+    /// A sender on an embedded connection, with `tokens` dropped.
+    private func senderHolding(_ tokens: UInt64...) -> (EmbeddedChannel, ReleaseSender) {
+        let channel = EmbeddedChannel()
+        let sender = ReleaseSender(writer: ConnectionWriter(channel: channel))
+        for token in tokens { sender.add(token) }
+        return (channel, sender)
     }
 
     private func released(_ channel: EmbeddedChannel) throws -> [UInt64]? {

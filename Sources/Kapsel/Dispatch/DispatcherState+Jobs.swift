@@ -64,7 +64,7 @@ extension DispatcherState {
             actions += dispatch(index, upTo: 1)
         }
         var full = Set<Int>()
-        while !jobs.waiting.isEmpty, let index = slots.indices.filter({ slots[$0].isOnline && !full.contains($0) }).min(by: { slots[$0].inFlight.count < slots[$1].inFlight.count }) {
+        while !jobs.waiting.isEmpty, let index = leastLoadedOnlineSlot(excluding: full) {
             let before = slots[index].inFlight.count
             actions += dispatch(index, upTo: before + 1)
             if slots[index].inFlight.count == before { full.insert(index) }
@@ -113,6 +113,16 @@ extension DispatcherState {
             if let deadline = record.deadline, let timeout = record.timeout { actions.append(.schedule(deadline, after: timeout)) }
         }
         return actions
+    }
+
+    /// The first of the online slots outside `full` that holds the fewest jobs (no array
+    /// built: this runs on every submission).
+    private func leastLoadedOnlineSlot(excluding full: Set<Int>) -> Int? {
+        var least: Int?
+        for index in slots.indices where slots[index].isOnline && !full.contains(index) {
+            if least.map({ slots[index].inFlight.count < slots[$0].inFlight.count }) ?? true { least = index }
+        }
+        return least
     }
 
     /// The queue's next job, when it may go to a daemon busy with others (`ahead`) or to an idle one.

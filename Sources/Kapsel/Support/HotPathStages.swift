@@ -38,7 +38,7 @@ package enum HotPathStages {
         func runFrame() throws -> ByteBuffer {
             let envelope = try Envelope(encoding: job, inlineLimit: 1 << 20, actorSystem: nil)
             let message = OutgoingMessage.run(requestID: 7, jobType: J.jobTypeName, envelope).message(announcing: [])
-            return frame(encoder.encode(message, allocator: allocator))
+            return encoder.encodeContiguous(message, allocator: allocator)
         }
         let request = try runFrame()
         let output = try await job.run()
@@ -46,7 +46,7 @@ package enum HotPathStages {
         func resultFrame() throws -> ByteBuffer {
             let envelope = try Envelope(encoding: output, inlineLimit: 1 << 20, actorSystem: nil)
             let message = OutgoingMessage.reply(to: 7, .value(envelope), isCall: false).message(announcing: [])
-            return frame(encoder.encode(message, allocator: allocator))
+            return encoder.encodeContiguous(message, allocator: allocator)
         }
         let result = try resultFrame()
 
@@ -55,21 +55,21 @@ package enum HotPathStages {
             stages.append(Stage(name: name, microseconds: microseconds, addsToLocalPath: addsToLocalPath))
         }
 
-        add("host: encode the job and its frame", try median(rounds) { _ = try runFrame() })
-        add("host: dispatcher bookkeeping (submit and answer)", try dispatcherRound(rounds))
+        add("host: encode the job and its frame", try await median(rounds) { _ = try runFrame() })
+        add("host: dispatcher bookkeeping (submit and answer)", try await dispatcherRound(rounds))
         add("host: hop from the caller onto the event loop (a wake-up; TCP and TLS only, a local connection's senders write its socket)", await loopHop(rounds), addsToLocalPath: false)
         add("host: write(2) of the frame (in W0)", socketWrite(request, rounds), addsToLocalPath: false)
-        add("daemon: decode the frame and the job", try median(rounds) {
+        add("daemon: decode the frame and the job", try await median(rounds) {
             var buffer = request
             var decoder = FrameDecoder(limits: limits, handshakeFrames: 0)
             guard case .run(let run) = try decoder.nextMessage(from: &buffer) else { throw WireError(.malformedFrame, "not a run request") }
             _ = try Envelope(payload: run.payload).decode(J.self, actorSystem: nil)
         })
         add("daemon: start the job's task on the loop (Task.immediate)", await taskStart(rounds))
-        add("daemon: the job itself", try await medianAsync(rounds) { _ = try await job.run() })
-        add("daemon: encode the result and its frame", try median(rounds) { _ = try resultFrame() })
+        add("daemon: the job itself", try await median(rounds) { _ = try await job.run() })
+        add("daemon: encode the result and its frame", try await median(rounds) { _ = try resultFrame() })
         add("daemon: write(2) of the frame (in W0)", socketWrite(result, rounds), addsToLocalPath: false)
-        add("host: decode the result's frame", try median(rounds) {
+        add("host: decode the result's frame", try await median(rounds) {
             var buffer = result
             var decoder = FrameDecoder(limits: limits, handshakeFrames: 0)
             guard case .result = try decoder.nextMessage(from: &buffer) else { throw WireError(.malformedFrame, "not a result") }
@@ -79,51 +79,24 @@ package enum HotPathStages {
         return stages
     }
 
-    private static func frame(_ parts: (head: ByteBuffer, payload: ByteBuffer?)) -> ByteBuffer {
-        var buffer = parts.head
-        if var payload = parts.payload { buffer.writeBuffer(&payload) }
-        return buffer
-    }
-
     /// Repetitions per timed batch of a computing stage.
     private static let batch = 2_000
 
     /// Median over `rounds` batches of `body`'s time per call, in microseconds.
-    private static func median(_ rounds: Int, _ body: () throws -> Void) rethrows -> Double {
-        let clock = ContinuousClock()
-        for _ in 0..<batch { try body() }
-        var samples: [Double] = []
-        for _ in 0..<rounds {
-            let start = clock.now
-            for _ in 0..<batch { try body() }
-            samples.append(microseconds(clock.now - start) / Double(batch))
-        }
-        return middle(samples)
-    }
-
-    private static func medianAsync(_ rounds: Int, _ body: () async throws -> Void) async rethrows -> Double {
+    private static func median(_ rounds: Int, _ body: () async throws -> Void) async rethrows -> Double {
         let clock = ContinuousClock()
         for _ in 0..<batch { try await body() }
         var samples: [Double] = []
         for _ in 0..<rounds {
             let start = clock.now
             for _ in 0..<batch { try await body() }
-            samples.append(microseconds(clock.now - start) / Double(batch))
+            samples.append((clock.now - start).microseconds / Double(batch))
         }
-        return middle(samples)
-    }
-
-    private static func middle(_ samples: [Double]) -> Double {
-        samples.sorted()[samples.count / 2]
-    }
-
-    private static func microseconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+        return Samples(samples).median
     }
 
     /// One job submitted to a dispatcher with one daemon online, and answered.
-    private static func dispatcherRound(_ rounds: Int) throws -> Double {
+    private static func dispatcherRound(_ rounds: Int) async throws -> Double {
         var state = DispatcherState(slotCount: 1, mode: .dispatcher, cancellationGrace: .milliseconds(50), maxStartFailures: 3, launchesProcesses: false) { "probe" }
         _ = state.start()
         let link = DiscardingLink()
@@ -134,7 +107,7 @@ package enum HotPathStages {
         let resolver = DiscardingResolver()
         var id: UInt64 = 0
         let payload = Envelope(payload: ByteBuffer())
-        return median(rounds) {
+        return await median(rounds) {
             id += 1
             _ = state.submit(id: id, jobType: "probe", envelope: payload, resolver: resolver, timeout: nil, retries: nil)
             _ = state.jobFinished(slot: slot, instance: instance, requestID: id, completion: .value(payload), at: .now)
@@ -144,7 +117,7 @@ package enum HotPathStages {
     /// `output` encoded as a daemon sends it, resolving a handle that is then read.
     private static func resolution<Output: Codable & Sendable & Equatable>(_ output: Output, _ rounds: Int) async throws -> Double {
         let envelope = try Envelope(encoding: output, inlineLimit: 1 << 20, actorSystem: nil)
-        return try await medianAsync(rounds) {
+        return try await median(rounds) {
             let handle = JobHandle<Output>(id: 1, jobType: "probe", canceller: nil)
             handle.resolve(.value(envelope))
             guard try await handle.value == output else { throw DaemonsError("the probe's handle resolved with another value") }
@@ -176,9 +149,9 @@ package enum HotPathStages {
                 }
             }
             let now = clock.now
-            if index >= 50, let resumed = resumedAt.withLock({ $0 }) { samples.append(microseconds(now - resumed)) }
+            if index >= 50, let resumed = resumedAt.withLock({ $0 }) { samples.append((now - resumed).microseconds) }
         }
-        return middle(samples)
+        return Samples(samples).median
     }
 
     /// Median wake-up time of `signal`, which records when it starts and calls `done` on
@@ -192,14 +165,14 @@ package enum HotPathStages {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 signal({ start in started.withLock { $0 = start }; ranAt.withLock { $0 = .now } }, { continuation.resume() })
             }
-            if index >= 50, let start = started.withLock({ $0 }), let ran = ranAt.withLock({ $0 }) { samples.append(microseconds(ran - start)) }
+            if index >= 50, let start = started.withLock({ $0 }), let ran = ranAt.withLock({ $0 }) { samples.append((ran - start).microseconds) }
         }
-        return middle(samples)
+        return Samples(samples).median
     }
 
     /// A task started with `Task.immediate` that finishes without suspending.
     private static func taskStart(_ rounds: Int) async -> Double {
-        median(rounds) { _ = Task.immediate { () async -> Int in 1 } }
+        await median(rounds) { _ = Task.immediate { () async -> Int in 1 } }
     }
 
     /// `write(2)` of `frame` on a Unix socket pair, its peer draining it after each batch.
@@ -219,9 +192,9 @@ package enum HotPathStages {
                 elapsed += clock.now - start
                 for _ in 0..<20 { _ = read(pair[1], &sink, bytes.count) }
             }
-            samples.append(microseconds(elapsed) / Double(batch))
+            samples.append(elapsed.microseconds / Double(batch))
         }
-        return middle(Array(samples.dropFirst()))
+        return Samples(Array(samples.dropFirst())).median
     }
 }
 

@@ -63,10 +63,8 @@ final class DirectSocketWriter: Sendable {
             guard state.descriptor != nil else { return false }
             for frame in frames {
                 if hold, state.waiting.isEmpty, case .message(let message) = frame {
-                    var parts = encoder.encode(message, allocator: allocator)
-                    state.held = state.held ?? allocator.buffer(capacity: parts.head.readableBytes)
-                    state.held!.writeBuffer(&parts.head)
-                    if var payload = parts.payload { state.held!.writeBuffer(&payload) }
+                    var bytes = encoder.encodeContiguous(message, allocator: allocator)
+                    if state.held == nil { state.held = bytes } else { state.held!.writeBuffer(&bytes) }
                     continue
                 }
                 releaseHeld(&state)
@@ -106,9 +104,7 @@ final class DirectSocketWriter: Sendable {
                 guard let frame = state.waiting.popFirst() else { break }
                 switch frame {
                 case .frame(.message(let message)):
-                    var parts = encoder.encode(message, allocator: allocator)
-                    if var payload = parts.payload { parts.head.writeBuffer(&payload) }
-                    state.rest = parts.head
+                    state.rest = encoder.encodeContiguous(message, allocator: allocator)
                 case .bytes(let bytes):
                     state.rest = bytes
                 case .frame(.chunks(let tag, let index, let storage, let offset)):
@@ -117,9 +113,7 @@ final class DirectSocketWriter: Sendable {
                     let length = min(StreamedAttachments.chunkLength, total - offset)
                     if offset + length < total { state.waiting.prepend(.frame(.chunks(tag: tag, index: index, storage: storage, offset: offset + length))) }
                     let chunk = ConnectionWriter.chunk(tag: tag, index: index, storage: storage, offset: offset, allocator: allocator)
-                    var parts = encoder.encode(chunk, allocator: allocator)
-                    if var payload = parts.payload { parts.head.writeBuffer(&payload) }
-                    state.rest = parts.head
+                    state.rest = encoder.encodeContiguous(chunk, allocator: allocator)
                 case .frame(.close):
                     closeDescriptor(&state)
                     return true
