@@ -6,7 +6,7 @@ import PackageDescription
 /// Targets follow the layers of the design, lowest first:
 /// `CKapselShim` (C: syscalls Swift cannot reach) → `KapselWire` (frames, handshake, binary coder)
 /// → `Kapsel` (jobs, daemons, dispatcher) → capabilities above it (`KapselSequences`,
-/// `KapselPython`, `KapselR`, `KapselSlurm`) → `KapselCLI` (the `kapsel` command).
+/// `KapselPython`, `KapselR`, `KapselSlurm`, `KapselServiceLifecycle`) → `KapselCLI` (the `kapsel` command).
 let package = Package(
     name: "Kapsel",
     platforms: [.macOS(.v15)],
@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "KapselPython", targets: ["KapselPython"]),
         .library(name: "KapselR", targets: ["KapselR"]),
         .library(name: "KapselSlurm", targets: ["KapselSlurm"]),
+        .library(name: "KapselServiceLifecycle", targets: ["KapselServiceLifecycle"]),
         .library(name: "KapselStress", targets: ["KapselStress"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
@@ -31,6 +32,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(name: "CKapselShim"),
@@ -63,6 +68,8 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .target(name: "KapselSequences", dependencies: ["Kapsel"]),
@@ -72,6 +79,8 @@ let package = Package(
             dependencies: ["Kapsel", "KapselWire", "KapselArrow", .product(name: "Crypto", package: "swift-crypto"), .product(name: "DequeModule", package: "swift-collections")]
         ),
         .target(name: "KapselSlurm", dependencies: ["Kapsel"]),
+        // A pool as a swift-service-lifecycle `Service`, for servers.
+        .target(name: "KapselServiceLifecycle", dependencies: ["Kapsel", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         // Proofs of the promise: the crash storm, its jobs and their checks.
         .target(name: "KapselStress", dependencies: ["Kapsel", "CKapselShim"]),
         .executableTarget(
@@ -88,7 +97,16 @@ let package = Package(
             ]
         ),
         // The README's tour as a program; the tests run it and check the README against it.
-        .executableTarget(name: "KapselTour", dependencies: ["Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm"], path: "Examples/KapselTour"),
+        .executableTarget(
+            name: "KapselTour",
+            dependencies: [
+                "Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselServiceLifecycle",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/KapselTour"
+        ),
         // Jobs the tests run, shared by the test daemon executable and the tests.
         .target(name: "KapselTestJobs", dependencies: ["Kapsel", "KapselArrow", "KapselStress"], path: "Tests/Support/KapselTestJobs"),
         // Checks that the compact coder's fast path and `Codable` agree, for the tests of both layers that have fast paths.
@@ -118,11 +136,17 @@ let package = Package(
             name: "KapselTests",
             dependencies: [
                 "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselStress", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
+                "KapselServiceLifecycle",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
     ],

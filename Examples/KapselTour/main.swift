@@ -6,7 +6,11 @@ import KapselArrow
 import KapselPython
 import KapselR
 import KapselSequences
+import KapselServiceLifecycle
 import KapselSlurm
+import Logging
+import Prometheus
+import ServiceLifecycle
 
 // MARK: A job
 struct Simulate: Job {
@@ -246,6 +250,40 @@ var array = ArrowArray(), schema = ArrowSchema()
 table.exportArrow(array: &array, schema: &schema)              // hand these to PyArrow, DuckDB, ...
 let batch = try ImportedArrowArray.take(array: &array, schema: &schema)   // what a consumer does
 print(try batch.column(named: "price")!.value(0, as: Double.self)!)       // 1.5, read where it lies
+
+// MARK: Logging
+var logged = DaemonOptions()
+logged.logger = Logger(label: "my-app.kapsel")           // any swift-log backend; nil (the default) logs nothing
+logged.logger?.logLevel = .warning                       // launches are .debug, daemon output .info, crashes .warning
+try await withDaemons(1, options: logged) { daemons in
+    _ = await daemons.submit(Crash()).result             // logs "daemon crashed", kapsel.pid=..., kapsel.termination=signal 11 (SIGSEGV)
+}
+
+// MARK: Metrics
+let registry = PrometheusCollectorRegistry()
+var metered = DaemonOptions()
+metered.metricsFactory = PrometheusMetricsFactory(registry: registry)   // or MetricsSystem.bootstrap(...) for every pool
+metered.name = "simulations"                                            // the `pool` label
+try await withDaemons(2, options: metered) { daemons in
+    for n in 1...3 { _ = try await daemons.submit(Simulate(mean: 1, sd: 1, n: n)).value }
+}
+let exposition = registry.emitToString()                                // serve it at /metrics
+print(exposition.contains(#"kapsel_jobs_succeeded_total{pool="simulations"} 3"#))   // true
+
+// MARK: Lifecycle
+let pool = DaemonPoolService(2, shutdownGrace: .seconds(30))           // run() starts the daemons
+let services = ServiceGroup(services: [pool], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "my-app"))
+let serving = Task { try await services.run() }
+print(try await pool.daemons.submit(Predict(x: 2)).value)              // none(2.0)
+await services.triggerGracefulShutdown()           // as SIGTERM does: new jobs are refused, submitted ones finish
+try await serving.value
+
+// MARK: In the host
+var debugging = DaemonOptions()
+debugging.launch = .inProcess        // the jobs and actors of Kapsel.bootstrap, run in this process: breakpoints work
+try await withDaemons(2, options: debugging) { daemons in
+    print(try await daemons.submit(Predict(x: 3)).value)   // none(3.0), as a daemon process answers
+}
 
 // MARK: Options
 var options = DaemonOptions()

@@ -18,6 +18,7 @@ final class FakeLink: DaemonLink {
     func enqueueClose() { closes.add(1, ordering: .relaxed) }
     func flush() {}
     var peerAddress: String? { nil }
+    var lentSharedMemoryBytes: Int { 0 }
 
     /// What was sent, as wire messages.
     var messages: [WireMessage] {
@@ -88,6 +89,9 @@ struct DispatcherHarness {
     var timers: [TimerEvent: Duration] = [:]
     var readiness: [Result<Void, DaemonsError>] = []
     var stopsResumed = 0
+    var drainsResumed = 0
+    /// What the state machine told the observer, in order.
+    var events: [PoolEvent] = []
     /// The time the state machine is told an answer arrives at: each answer comes `jobTime`
     /// after the one before (long enough, by default, that a dispatcher sends one job at a time).
     var now = ContinuousClock.now
@@ -97,11 +101,11 @@ struct DispatcherHarness {
     /// launched is connected too unless `connect` is false.
     init(
         slots: Int, mode: DispatcherState.Mode = .dispatcher, maxStartFailures: Int = 3, launchesProcesses: Bool = true, scaling: ScalingPolicy? = nil,
-        connect: Bool = true
+        reportsStarts: Bool = false, connect: Bool = true
     ) {
         let counter = Atomic<Int>(0)
         state = DispatcherState(slotCount: slots, mode: mode, cancellationGrace: .milliseconds(50), maxStartFailures: maxStartFailures,
-                                launchesProcesses: launchesProcesses, scaling: scaling, launcherDescription: "test launcher") {
+                                launchesProcesses: launchesProcesses, scaling: scaling, launcherDescription: "test launcher", reportsStarts: reportsStarts) {
             "token-\(counter.add(1, ordering: .relaxed).newValue)"
         }
         links = Array(repeating: nil, count: slots)
@@ -197,8 +201,14 @@ struct DispatcherHarness {
             case .resumeStopped(let waiters):
                 stopsResumed += 1
                 for waiter in waiters { waiter.resume() }
+            case .resumeDrained(let waiters):
+                drainsResumed += 1
+                for waiter in waiters { waiter.resume() }
+            case .observe(let event): events.append(event)
             }
         }
+        // As the shell does after every event.
+        if state.awaitsDrain, case let drained = state.drainedActions(), !drained.isEmpty { execute(drained) }
     }
 
     /// Whether `pid` was sent SIGKILL.

@@ -24,7 +24,10 @@ public final class ControllerGroup: Sendable {
         precondition(Set(names).count == names.count, "profile names must differ")
         let started = await withTaskGroup(of: (String, Result<Daemons, any Error>).self) { group in
             for (name, options) in profiles {
-                group.addTask {
+                // Each pool logs and counts under its profile's name.
+                var options = options
+                options.daemons.name = name
+                group.addTask { [options] in
                     do { return (name, .success(try await Daemons(controller: options))) } catch { return (name, .failure(error)) }
                 }
             }

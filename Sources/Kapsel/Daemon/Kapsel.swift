@@ -18,11 +18,15 @@ public enum Kapsel {
     /// }
     /// ```
     ///
-    /// In the host it returns at once. When `Daemons` re-launches this executable as a
-    /// daemon, it runs the daemon instead and never returns: the process exits when
+    /// In the host it returns at once (keeping the types for daemons that run in the
+    /// host, `DaemonOptions.Launch.inProcess`). When `Daemons` re-launches this executable
+    /// as a daemon, it runs the daemon instead and never returns: the process exits when
     /// the host stops it or goes away.
     public static func bootstrap(jobs: [any Job.Type], actors: [any KapselActor.Type] = []) {
-        guard DaemonConfiguration.isDaemonProcess else { return }
+        guard DaemonConfiguration.isDaemonProcess else {
+            bootstrapped.withLock { $0 = BootstrappedTypes(jobs: jobs, actors: actors) }
+            return
+        }
         let configuration: DaemonConfiguration
         do {
             configuration = try DaemonConfiguration.takeFromEnvironment()

@@ -23,12 +23,15 @@ final class Dispatcher: Sendable {
     /// Set by `start`, once the host listens and launchers know where daemons connect.
     private let launcher = Mutex<(any SlotLauncher)?>(nil)
     private let timerLoop: any EventLoop
+    /// Where the pool's events are logged and counted.
+    let observer: PoolObserver
     /// Timers that may be cancelled (`TimerEvent.isCancellable`), until they fire or are.
     private let timers = Mutex<[TimerEvent: Scheduled<Void>]>([:])
 
-    init(state: DispatcherState, timerLoop: any EventLoop) {
+    init(state: DispatcherState, timerLoop: any EventLoop, observer: PoolObserver = PoolObserver(name: "default", logger: nil, metrics: nil)) {
         self.state = Mutex(state)
         self.timerLoop = timerLoop
+        self.observer = observer
     }
 
     /// Launches the first daemon of every slot with `launcher`, which also launches
@@ -43,7 +46,8 @@ final class Dispatcher: Sendable {
     /// each daemon gets its messages in the order the state machine decided them.
     func perform(_ event: (inout DispatcherState) -> [DispatcherAction]) {
         let actions = state.withLock { state in
-            let actions = event(&state)
+            var actions = event(&state)
+            if state.awaitsDrain { actions += state.drainedActions() }
             for action in actions {
                 switch action {
                 case .send(let link, let message): link.enqueue(message)
@@ -54,6 +58,23 @@ final class Dispatcher: Sendable {
             return actions
         }
         for action in actions { execute(action) }
+    }
+
+    /// What the pool's gauges show now.
+    func figures() -> PoolFigures {
+        var links: [any DaemonLink] = []
+        var figures = state.withLock { state in
+            var figures = PoolFigures(online: 0, waiting: state.jobs.waiting.count, running: 0, lentBytes: 0)
+            for slot in state.slots.all {
+                figures.running += slot.inFlight.count
+                if slot.isOnline { figures.online += 1 }
+                if let link = slot.link { links.append(link) }
+            }
+            return figures
+        }
+        // Read outside the dispatcher's lock: each link has a lock of its own.
+        for link in links { figures.lentBytes += link.lentSharedMemoryBytes }
+        return figures
     }
 
     /// Reads the state without changing it.
@@ -98,8 +119,10 @@ final class Dispatcher: Sendable {
             timers.withLock { $0.removeValue(forKey: event) }?.cancel()
         case .resumeReadiness(let waiters, let result):
             for waiter in waiters { waiter.resume(with: result.mapError { $0 as any Error }) }
-        case .resumeStopped(let waiters):
+        case .resumeStopped(let waiters), .resumeDrained(let waiters):
             for waiter in waiters { waiter.resume() }
+        case .observe(let event):
+            observer.observe(event)
         }
     }
 
@@ -112,6 +135,18 @@ final class Dispatcher: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             perform { $0.awaitReadiness(continuation) }
         }
+    }
+
+    /// Takes no more jobs, and returns once those submitted have resolved, or `grace` passed.
+    func drain(grace: Duration) async {
+        perform { $0.stopAccepting() }
+        let limit = timerLoop.scheduleTask(in: TimeAmount(grace)) {
+            self.perform { $0.drainTimedOut() }
+        }
+        await withCheckedContinuation { continuation in
+            perform { $0.awaitDrained(continuation) }
+        }
+        limit.cancel()
     }
 
     /// Stops every daemon: a graceful shutdown, then SIGKILL for any process still

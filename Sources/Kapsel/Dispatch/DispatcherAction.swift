@@ -22,6 +22,10 @@ enum DispatcherAction {
     case resumeReadiness([CheckedContinuation<Void, any Error>], Result<Void, DaemonsError>)
     /// Resume tasks waiting for every daemon process to be gone.
     case resumeStopped([CheckedContinuation<Void, Never>])
+    /// Resume tasks waiting for the submitted jobs to finish (a graceful shutdown).
+    case resumeDrained([CheckedContinuation<Void, Never>])
+    /// Tell the pool's observer (its logger and metrics) what happened.
+    case observe(PoolEvent)
 }
 
 /// Something the dispatcher must look at again later.

@@ -56,6 +56,16 @@ extension DispatcherState {
         let inFlight = slots[index].inFlight
         slots[index].inFlight = []
         slots[index].pace.headLost()
+        if !neverOnline {
+            switch (cause, retirement) {
+            case (.connectionFailed(let reason), _): actions.append(.observe(.connectionFailed(identity, reason: reason)))
+            case (.unresponsive, _): break
+            case (nil, let retirement?): actions.append(.observe(.retired(identity, reason: "\(retirement)")))
+            case (nil, nil):
+                let jobType = inFlight.first.flatMap { jobs[$0]?.jobType }
+                actions.append(.observe(.crashed(identity, termination: termination, output: output, jobType: jobType)))
+            }
+        }
 
         // The daemon runs what it was sent in order: the first job still held was
         // running, the rest never started and simply go back to wait.
@@ -69,6 +79,7 @@ extension DispatcherState {
             }
             if record.setupTemplate != nil { slots[index].startFailures += 1 }
             if jobs.consumeRetry(id) {
+                actions.append(.observe(.retried(job: id, jobType: record.jobType, daemon: identity)))
                 waitAgain.append(id)
                 continue
             }
@@ -86,6 +97,7 @@ extension DispatcherState {
             slots[index].startFailures += 1
             let what = launchTimedOut.map { "it did not connect within \($0) and was stopped" } ?? "it exited with \(Self.explain(termination)) before connecting"
             slots[index].lastFailure = what + (output.map { "; its output:\n\($0)" } ?? "")
+            actions.append(.observe(.launchFailed(slot: index, instance: instance, reason: what)))
         } else if cause == nil, retirement == nil {
             slots[index].crashed += 1
             slots[index].lastFailure = "it died with \(Self.explain(termination))" + (output.map { "; its output:\n\($0)" } ?? "")
@@ -109,6 +121,7 @@ extension DispatcherState {
         } else {
             rebuildSetup(index)
             actions += relaunch(index)
+            if !neverOnline { actions.append(.observe(.replaced(slot: index, instance: slots[index].instance))) }
         }
         actions += dispatchToIdle()
         actions += readinessActions()
@@ -135,11 +148,11 @@ extension DispatcherState {
     mutating func startFailed(_ index: Int, _ reason: String) -> [DispatcherAction] {
         slots[index].startFailures += 1
         slots[index].lastFailure = reason
-        var actions: [DispatcherAction]
+        var actions: [DispatcherAction] = [.observe(.launchFailed(slot: index, instance: slots[index].instance, reason: reason))]
         if slots[index].startFailures >= maxStartFailures {
-            actions = failSlot(index)
+            actions += failSlot(index)
         } else {
-            actions = relaunch(index)
+            actions += relaunch(index)
         }
         actions += readinessActions()
         return actions
@@ -170,6 +183,7 @@ extension DispatcherState {
     private mutating func failSlot(_ index: Int) -> [DispatcherAction] {
         slots[index].state = .failed
         var actions = actorsOnFailedSlot(index)
+        actions.append(.observe(.slotGivenUp(slot: index, reason: slots[index].lastFailure ?? "it failed to start \(maxStartFailures) times in a row")))
         var failed = Array(slots[index].pinned)
         slots[index].pinned = []
         let noneLeft = slots.allSatisfy(\.hasFailed)

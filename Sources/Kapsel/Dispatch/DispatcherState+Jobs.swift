@@ -15,6 +15,7 @@ extension DispatcherState {
         guard phase == .running else {
             return [.resolve(resolver, .failure(JobError(.stopped, "the daemons were stopped before the job was submitted", jobType: jobType)))]
         }
+        guard accepting else { return [.resolve(resolver, .failure(Self.shuttingDownError(jobType: jobType)))] }
         guard let target = slots.nextTarget() else {
             return [.resolve(resolver, .failure(unavailableError(jobType: jobType)))]
         }
@@ -36,6 +37,9 @@ extension DispatcherState {
         guard phase == .running else {
             return slots.indices.filter { !slots[$0].isParked }.map { .resolve(resolver($0), .failure(JobError(.stopped, "the daemons were stopped", jobType: jobType))) }
         }
+        guard accepting else {
+            return slots.indices.filter { !slots[$0].isParked }.map { .resolve(resolver($0), .failure(Self.shuttingDownError(jobType: jobType))) }
+        }
         let template = jobs.addTemplate(JobQueue.SetupTemplate(jobType: jobType, envelope: envelope))
         var actions: [DispatcherAction] = []
         for index in slots.indices {
@@ -51,6 +55,11 @@ extension DispatcherState {
             if !parked { actions += dispatch(index) }
         }
         return actions
+    }
+
+    /// The error of a job submitted once a graceful shutdown began.
+    static func shuttingDownError(jobType: String) -> JobError {
+        JobError(.shuttingDown, "the pool is shutting down: it takes no more jobs", jobType: jobType)
     }
 
     // MARK: Handing out
@@ -105,6 +114,7 @@ extension DispatcherState {
             guard let record = jobs.send(id, to: index) else { continue }
             slots[index].inFlight.append(id)
             slots[index].assigned += 1
+            if reportsStarts, record.attempts == 1 { actions.append(.observe(.started(record.resolver))) }
             if let call = record.call {
                 actions.append(.send(link, .call(callID: id, kind: .invoke, actor: call.actor.wire, name: call.target, record.envelope)))
             } else {
@@ -228,14 +238,17 @@ extension DispatcherState {
             // The deadline of an attempt that ended (its daemon died and the job waits, or
             // runs again) is not the job's any more.
             guard jobs.isUnderWay(id, attempt: attempt), let record = jobs[id], let timeout = record.timeout else { return [] }
-            return stop(record, JobError(.timedOut, "the job did not finish within \(timeout)", jobType: record.jobType, daemon: record.slot.map { slots[$0].identity }))
+            let daemon = record.slot.map { slots[$0].identity }
+            return [.observe(.timedOut(job: id, jobType: record.jobType, daemon: daemon))]
+                + stop(record, JobError(.timedOut, "the job did not finish within \(timeout)", jobType: record.jobType, daemon: daemon))
         case .cancelGrace(let index, let instance, let id):
             // A daemon still holding a cancelled job is killed.
             guard slots[index].instance == instance, slots[index].inFlight.contains(id) else { return [] }
             slots[index].noteKill(.unresponsive)
-            if let pid = slots[index].process?.pid { return [.signal(pid: pid, signal: SIGKILL)] }
+            let killed = DispatcherAction.observe(.killedUnresponsive(slots[index].identity, job: id))
+            if let pid = slots[index].process?.pid { return [killed, .signal(pid: pid, signal: SIGKILL)] }
             // A daemon deployed by hand is stopped by closing its connection: it exits.
-            return slots[index].link.map { [.close($0)] } ?? []
+            return [killed] + (slots[index].link.map { [.close($0)] } ?? [])
         case .stopGrace(let index, let instance):
             guard slots[index].instance == instance, let pid = slots[index].process?.pid else { return [] }
             return [.signal(pid: pid, signal: SIGKILL)]

@@ -38,6 +38,9 @@ struct DispatcherState {
     /// Whether each slot is a process the host launched and watches; false for daemons
     /// deployed by hand, which exist for the host only as their connections.
     let launchesProcesses: Bool
+    /// Whether jobs leaving the queue are told to the observer (`PoolEvent.started`),
+    /// which then measures queue waits.
+    let reportsStarts: Bool
     private(set) var phase = Phase.running
     var slots: SlotTable
     var jobs = JobQueue()
@@ -46,6 +49,9 @@ struct DispatcherState {
     private var lastRejection: String?
     private var readinessWaiters: [CheckedContinuation<Void, any Error>] = []
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Whether the pool takes jobs: false once a graceful shutdown began (`+Draining`).
+    var accepting = true
+    var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private let makeToken: @Sendable () -> String
 
     /// How long a daemon that closed its connection may take to exit.
@@ -54,10 +60,11 @@ struct DispatcherState {
     /// A pool of `slotCount` slots sized by `scaling` (by default exactly `slotCount` workers).
     init(
         slotCount: Int, mode: Mode, cancellationGrace: Duration, maxStartFailures: Int, launchesProcesses: Bool = true,
-        scaling: ScalingPolicy? = nil, launcherDescription: String = "local", makeToken: @escaping @Sendable () -> String
+        scaling: ScalingPolicy? = nil, launcherDescription: String = "local", reportsStarts: Bool = false, makeToken: @escaping @Sendable () -> String
     ) {
         precondition(scaling.map { $0.workers.upperBound == slotCount } ?? true, "a slot for each worker the pool may have")
         self.launchesProcesses = launchesProcesses
+        self.reportsStarts = reportsStarts
         self.mode = mode
         self.cancellationGrace = cancellationGrace
         self.maxStartFailures = maxStartFailures
@@ -104,15 +111,22 @@ struct DispatcherState {
         case .success(let pid):
             slots.launched(index, SlotTable.LaunchedProcess(pid: pid, descriptors: descriptors))
             // A launch stopped before it reported its process is stopped now.
-            return phase == .stopping || slots[index].launchTimedOut ? [.signal(pid: pid, signal: SIGKILL)] : []
+            if phase == .stopping || slots[index].launchTimedOut { return [.signal(pid: pid, signal: SIGKILL)] }
+            return [.observe(.launched(slot: index, instance: instance, pid: pid))]
         case .failure(let error):
-            slots.revokeToken(of: index)
-            if phase == .stopping {
-                slots[index].state = .stopped
-                return stoppedActions()
-            }
-            return startFailed(index, String(describing: error))
+            return launchFailed(slot: index, instance: instance, reason: String(describing: error))
         }
+    }
+
+    /// The daemon of `slot` could not be started, for `reason`.
+    mutating func launchFailed(slot index: Int, instance: Int, reason: String) -> [DispatcherAction] {
+        guard slots[index].instance == instance else { return [] }
+        slots.revokeToken(of: index)
+        if phase == .stopping {
+            slots[index].state = .stopped
+            return stoppedActions()
+        }
+        return startFailed(index, reason)
     }
 
     /// Registers a continuation resumed once every slot is online, or failed.
@@ -168,7 +182,7 @@ struct DispatcherState {
         let link = connect(slots[index].process?.descriptors)
         slots.connect(index, link: link, batchJob: batchJob)
         let instance = slots[index].instance
-        var actions: [DispatcherAction] = [.send(link, .plain(welcome(index, instance)))]
+        var actions: [DispatcherAction] = [.send(link, .plain(welcome(index, instance))), .observe(.online(slots[index].identity, address: link.peerAddress))]
         if jobs.templates.isEmpty { slots[index].startFailures = 0 }
         // The launcher works: in a pool that scales, slots it failed for may try again.
         if scaling.isElastic { slots.parkFailed() }
@@ -179,10 +193,12 @@ struct DispatcherState {
         return (.accepted(slot: index, instance: instance), actions)
     }
 
-    /// A connection was refused before it became a daemon (wrong secret, bad frames, ...).
-    mutating func connectionRejected(_ reason: String) {
+    /// A connection (from `address`, where known) was refused before it became a daemon
+    /// (wrong secret, bad frames, ...).
+    mutating func connectionRejected(_ reason: String, address: String?) -> [DispatcherAction] {
         rejected += 1
         lastRejection = reason
+        return [.observe(.refused(address: address, reason: reason))]
     }
 
     /// The connection of `slot` closed. With a `reason` the host closed it (a protocol
@@ -240,6 +256,7 @@ struct DispatcherState {
             let error = JobError(.stopped, "the daemons were stopped before the job finished", jobType: record.jobType, daemon: record.slot.map { slots[$0].identity })
             actions.append(.resolve(record.resolver, .failure(error)))
         }
+        actions += drainedActions()
         actions += failAllCalls(JobError(.stopped, "the daemons were stopped before the call finished", jobType: ""))
         for index in slots.indices {
             let inFlight = slots[index].inFlight

@@ -15,4 +15,6 @@ protocol DaemonLink: AnyObject, Sendable {
     func flush()
     /// Where a daemon connected over TCP connects from (`IP:port`); nil over a Unix socket.
     var peerAddress: String? { get }
+    /// The bytes of the host's pooled shared memory the daemon holds now.
+    var lentSharedMemoryBytes: Int { get }
 }

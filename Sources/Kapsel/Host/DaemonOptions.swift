@@ -1,4 +1,6 @@
+import CoreMetrics
 import KapselWire
+import Logging
 
 /// How a pool of daemons is started and run. Every field has a default.
 ///
@@ -42,6 +44,13 @@ public struct DaemonOptions: Sendable {
         /// silent), its slot waits for a daemon started with the same command — or for
         /// the same daemon, back after a cut (`daemonsWaitForHost`).
         case manual
+        /// In the host itself, for debugging and for unit tests of your jobs: the same API,
+        /// results and errors, without processes. The daemons run the job and actor types
+        /// given to `Kapsel.bootstrap(jobs:actors:)`, which must have been called. **Unsafe**:
+        /// nothing is isolated, so a crash in a job is a crash of your program, and a job
+        /// that ignores cancellation keeps running after its time limit. They share the
+        /// process's `DaemonStorage`; shared memory is copied (no descriptors are passed).
+        case inProcess
 
         /// Through a command template (`CommandTemplate`): `{command}` becomes the
         /// daemon's command line, e.g. `srun --mem 512 -n 1 {command}`.
@@ -59,6 +68,7 @@ public struct DaemonOptions: Sendable {
             switch self {
             case .local: "local"
             case .manual: "manual"
+            case .inProcess: "in-process"
             case .custom(let launcher): launcher.launcherName
             }
         }
@@ -69,6 +79,14 @@ public struct DaemonOptions: Sendable {
 
         var isManual: Bool {
             if case .manual = self { true } else { false }
+        }
+
+        /// Whether each daemon is a process the host launches and watches.
+        var launchesProcesses: Bool {
+            switch self {
+            case .local, .custom: true
+            case .manual, .inProcess: false
+            }
         }
     }
 
@@ -111,6 +129,22 @@ public struct DaemonOptions: Sendable {
     /// How often the host looks for actor proxies it no longer holds, to release their
     /// actors in the daemons.
     public var actorReleaseInterval: Duration = .milliseconds(100)
+    /// The pool's name in its log records (`kapsel.pool`) and metrics (the `pool`
+    /// dimension); a `ControllerGroup` names each pool after its profile.
+    public var name: String = "default"
+    /// Where the pool logs what happens to its daemons: launches and daemons online at
+    /// `.debug`; crashes (with the signal and last output lines), lost connections,
+    /// refused peers and failed launches at `.warning`; time-outs and retries at
+    /// `.notice`; and each line a daemon prints at `.info`, with `kapsel.daemon`,
+    /// `kapsel.instance` and `kapsel.pid` in the metadata. Nil (the default): nothing.
+    public var logger: Logger?
+    /// Where the pool's metrics go (counters, gauges and timers named `kapsel_...`, with
+    /// the dimension `pool`): nil for the factory `MetricsSystem` was bootstrapped with;
+    /// with none bootstrapped, nothing is measured.
+    public var metricsFactory: (any MetricsFactory)?
+    /// How often the gauges (daemons online, jobs waiting and running, shared memory
+    /// lent) are sampled; they are sampled again when the pool stops.
+    public var gaugeInterval: Duration = .seconds(1)
 
     /// Default options.
     public init() {}

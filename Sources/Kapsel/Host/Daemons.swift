@@ -36,6 +36,8 @@ public final class Daemons: Sendable {
     private let launcher: ProcessLauncher
     let options: DaemonOptions
     private let releaseSweep: RepeatedTask
+    /// Samples the gauges, when the pool has metrics.
+    private let gaugeSampler: RepeatedTask?
 
     /// Starts `count` daemons and waits until every one is connected.
     ///
@@ -77,12 +79,14 @@ public final class Daemons: Sendable {
         let address = requested ?? HostAddress(transport: .unix, host: "\(directory!)/host.sock", port: 0)
         let secret = HostSecret.random()
         let group = MultiThreadedEventLoopGroup.singleton
+        let observer = PoolObserver(name: options.name, logger: options.logger, metrics: PoolMetrics.make(name: options.name, factory: options.metricsFactory))
         let state = DispatcherState(
             slotCount: count, mode: options.dispatch == .dispatcher ? .dispatcher : .roundRobin,
             cancellationGrace: options.cancellationGrace, maxStartFailures: options.maxConsecutiveStartFailures,
-            launchesProcesses: !options.launch.isManual, scaling: scaling, launcherDescription: options.launch.name, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
+            launchesProcesses: options.launch.launchesProcesses, scaling: scaling, launcherDescription: options.launch.name,
+            reportsStarts: observer.metrics != nil, makeToken: { HostSecret(bytes: Array(randomNonce().prefix(16))).hex }
         )
-        let dispatcher = Dispatcher(state: state, timerLoop: group.next())
+        let dispatcher = Dispatcher(state: state, timerLoop: group.next(), observer: observer)
         let listener: HostListener
         do {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
@@ -100,7 +104,7 @@ public final class Daemons: Sendable {
             executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: listener.address,
             secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat,
             lifetime: options.lifetime, waitForHost: options.remote.daemonsWaitForHost, forwardOutput: options.forwardOutput,
-            inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength
+            inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength, observer: observer
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)
         self.count = count
@@ -116,8 +120,22 @@ public final class Daemons: Sendable {
             let releases = hostActors.sweep()
             if !releases.isEmpty { dispatcher.perform { $0.releaseActors(releases) } }
         }
+        let gaugeInterval = TimeAmount(options.gaugeInterval)
+        self.gaugeSampler = observer.metrics.map { metrics in
+            group.next().scheduleRepeatedTask(initialDelay: gaugeInterval, delay: gaugeInterval) { _ in metrics.sample(dispatcher.figures()) }
+        }
 
-        dispatcher.start(launching: launcher)
+        if case .inProcess = options.launch {
+            guard let types = Kapsel.bootstrapped.withLock({ $0 }) else {
+                await stop()
+                throw DaemonsError("in-process daemons run the jobs given to Kapsel.bootstrap(jobs:actors:): call it first")
+            }
+            dispatcher.start(launching: InProcessLauncher(
+                url: listener.address, secret: secret, limits: options.limits, inlineLimit: options.largeArrayThreshold, lifetime: options.lifetime, types: types
+            ))
+        } else {
+            dispatcher.start(launching: launcher)
+        }
         // Daemons deployed by hand join when someone starts them: nothing to wait for.
         guard !options.launch.isManual else { return }
         do {
@@ -142,7 +160,7 @@ public final class Daemons: Sendable {
     public func submit<J: Job>(_ job: J, timeout: Duration? = nil, retries: Int? = nil) -> JobHandle<J.Output> {
         let id = dispatcher.makeJobID()
         let jobType = J.jobTypeName
-        let handle = JobHandle<J.Output>(id: id, jobType: jobType, actorSystem: actorSystem) { [dispatcher] id in
+        let handle = JobHandle<J.Output>(id: id, jobType: jobType, actorSystem: actorSystem, metrics: dispatcher.observer.metrics) { [dispatcher] id in
             dispatcher.perform { $0.cancel(job: id) }
         }
         let envelope: Envelope
@@ -240,13 +258,24 @@ public final class Daemons: Sendable {
     }
 
 
+    /// Shuts the pool down gracefully, as a server does on SIGTERM: it takes no more jobs
+    /// (`submit` resolves with `.shuttingDown` at once), lets the jobs already submitted —
+    /// running or waiting — finish for up to `grace`, then stops the daemons as `stop()`
+    /// does (what is still unresolved resolves with `.stopped`).
+    public func shutdownGracefully(grace: Duration) async {
+        await dispatcher.drain(grace: grace)
+        await stop()
+    }
+
     /// Stops the daemons. Unresolved jobs resolve with `.stopped`; daemons are asked to
     /// exit and killed if they have not after `DaemonOptions.shutdownGrace`. Returns
     /// when every daemon process is gone. Calling it again does nothing more.
     public func stop() async {
         releaseSweep.cancel()
+        gaugeSampler?.cancel()
         await dispatcher.stop(grace: options.shutdownGrace)
         await listener.close()
+        dispatcher.observer.metrics?.sample(dispatcher.figures())
     }
 }
 

@@ -3,7 +3,7 @@ public struct DaemonsError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, including what the failing daemon printed.
     public let message: String
 
-    init(_ message: String) {
+    package init(_ message: String) {
         self.message = message
     }
 

@@ -89,10 +89,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
             case .admit(let hello, let hostProof):
                 admit(hello, hostProof: hostProof, context: context)
             case .recordRejection(let reason):
-                dispatcher.perform { state in
-                    state.connectionRejected(reason)
-                    return []
-                }
+                let address = writer?.peerAddress
+                dispatcher.perform { $0.connectionRejected(reason, address: address) }
             case .close:
                 // What was written in this read burst (a refusal, say) goes out first.
                 writer?.releaseFlushes()

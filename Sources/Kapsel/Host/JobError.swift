@@ -38,6 +38,9 @@ public struct JobError: Error, Sendable, CustomStringConvertible {
         public static let connectionLost = Code("connection lost")
         /// The daemons were stopped before the job finished.
         public static let stopped = Code("daemons stopped")
+        /// The pool is shutting down gracefully (`Daemons.shutdownGracefully`, a
+        /// `DaemonPoolService` told to stop): it takes no more jobs.
+        public static let shuttingDown = Code("shutting down")
         /// No daemon the job (or actor) asked for exists in the pool.
         public static let daemonsUnavailable = Code("no daemon available")
         /// No daemon can run the job: their launches failed — exited, or did not connect in

@@ -37,12 +37,16 @@ public final class JobHandle<Output: Codable & Sendable>: Sendable {
     private let canceller: (@Sendable (UInt64) -> Void)?
     /// Decodes actor references in the output.
     private let actorSystem: KapselActorSystem?
+    /// Where the job's resolution is counted and timed, and when it was submitted.
+    private let meter: (metrics: PoolMetrics, submittedAt: ContinuousClock.Instant)?
 
-    init(id: UInt64, jobType: String, actorSystem: KapselActorSystem? = nil, canceller: (@Sendable (UInt64) -> Void)?) {
+    init(id: UInt64, jobType: String, actorSystem: KapselActorSystem? = nil, metrics: PoolMetrics? = nil, canceller: (@Sendable (UInt64) -> Void)?) {
         self.id = id
         self.jobType = jobType
         self.actorSystem = actorSystem
         self.canceller = canceller
+        self.meter = metrics.map { ($0, ContinuousClock.now) }
+        meter?.metrics.jobSubmitted()
     }
 
     /// Whether the job has resolved.
@@ -119,6 +123,13 @@ protocol JobResolver: AnyObject, Sendable {
     /// Resolves with the encoded output or an error. Returns false if it had already resolved.
     @discardableResult
     func resolve(_ outcome: JobOutcome) -> Bool
+    /// When the job was submitted, for a job whose queue wait is measured.
+    var submittedAt: ContinuousClock.Instant? { get }
+}
+
+extension JobResolver {
+    /// Not measured: the dispatcher's own setup runs and actor calls.
+    var submittedAt: ContinuousClock.Instant? { nil }
 }
 
 /// What the dispatcher hands a resolver.
@@ -129,6 +140,8 @@ enum JobOutcome: Sendable {
 }
 
 extension JobHandle: JobResolver {
+    var submittedAt: ContinuousClock.Instant? { meter?.submittedAt }
+
     @discardableResult
     func resolve(_ outcome: JobOutcome) -> Bool {
         let result: Result<Output, JobError>
@@ -148,6 +161,10 @@ extension JobHandle: JobResolver {
             return waiters
         }
         guard let waiters else { return false }
+        if let meter {
+            let failure: JobError? = if case .failure(let error) = result { error } else { nil }
+            meter.metrics.jobResolved(failure: failure, submittedAt: meter.submittedAt)
+        }
         for waiter in waiters { waiter.resume(with: result) }
         return true
     }

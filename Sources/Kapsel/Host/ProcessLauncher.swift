@@ -23,12 +23,15 @@ struct ProcessLauncher: SlotLauncher {
     let settings: [String: String]
     /// The URL daemons dial.
     let hostURL: HostAddress
+    /// Where the lines daemons print are logged.
+    let observer: PoolObserver
 
     init(
         executable: String, arguments: [String], launch: DaemonOptions.Launch, extraEnvironment: [String: String], url: HostAddress,
         secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, lifetime: DaemonLifetime, waitForHost: Duration?,
-        forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int
+        forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int, observer: PoolObserver
     ) {
+        self.observer = observer
         self.launch = launch
         self.executable = executable
         self.arguments = arguments
@@ -89,7 +92,7 @@ struct ProcessLauncher: SlotLauncher {
         var descriptors: DescriptorChannel?
         var cleanup: ProcessSupervisor.SpawnRequest?
         switch launch {
-        case .manual:
+        case .manual, .inProcess:
             return
         case .custom(let launcher):
             let daemon = daemon(slot: slot, token: token)
@@ -108,6 +111,9 @@ struct ProcessLauncher: SlotLauncher {
                 // A daemon without a channel still runs jobs; its shared memory is streamed.
                 writeToStandardError("kapsel: daemon \(slot) starts without a descriptor channel: \(error)\n")
             }
+        }
+        if observer.wantsDaemonOutput {
+            request.onOutputLine = { [observer] pid, line in observer.daemonPrinted(line, slot: slot, instance: instance, pid: pid) }
         }
         ProcessSupervisor.shared.spawn(request, started: { [descriptors] result in
             dispatcher.perform { $0.launched(slot: slot, instance: instance, result: result, descriptors: descriptors) }

@@ -31,6 +31,8 @@ final class ProcessSupervisor: Sendable {
         var forwardOutput: Bool = false
         /// A descriptor the child gets as its descriptor 3; closed here once the child started.
         var extraDescriptor: Int32?
+        /// Called on the supervisor thread with each line the child prints (it must not block).
+        var onOutputLine: (@Sendable (pid_t, String) -> Void)?
     }
 
     /// A child that has ended.
@@ -98,6 +100,9 @@ final class ProcessSupervisor: Sendable {
             var outputFD: Int32
             var tail: OutputTail
             let forward: Bool
+            /// The child's output as lines, for `onOutputLine`.
+            var lines: OutputLines?
+            let onOutputLine: (@Sendable (pid_t, String) -> Void)?
             let exited: @Sendable (ExitReport) -> Void
         }
 
@@ -149,7 +154,10 @@ final class ProcessSupervisor: Sendable {
                 if let extra = spec.extraDescriptor { close(extra) }
                 switch outcome {
                 case .success(let child):
-                    children.append(Child(pid: child.pid, pidfd: child.pidfd, outputFD: child.outputFD, tail: OutputTail(capacity: spec.outputTailCapacity), forward: spec.forwardOutput, exited: exited))
+                    children.append(Child(
+                        pid: child.pid, pidfd: child.pidfd, outputFD: child.outputFD, tail: OutputTail(capacity: spec.outputTailCapacity), forward: spec.forwardOutput,
+                        lines: spec.onOutputLine == nil ? nil : OutputLines(), onOutputLine: spec.onOutputLine, exited: exited
+                    ))
                     started(.success(child.pid))
                 case .failure(let error):
                     started(.failure(error))
@@ -202,6 +210,10 @@ final class ProcessSupervisor: Sendable {
                         let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<count])
                         children[index].tail.append(chunk)
                         if children[index].forward { _ = write(STDERR_FILENO, chunk.baseAddress, count) }
+                        if let onLine = children[index].onOutputLine {
+                            let pid = children[index].pid
+                            children[index].lines?.append(chunk) { onLine(pid, $0) }
+                        }
                     }
                 } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
                     // End of output: keep polling the pidfd only (a closed fd is skipped by poll when negative).
@@ -219,7 +231,8 @@ final class ProcessSupervisor: Sendable {
             let result = waitpid(pid, &status, WNOHANG)
             guard result == pid else { return }
             readOutput(ofChildAt: index)
-            let child = children.remove(at: index)
+            var child = children.remove(at: index)
+            if let onLine = child.onOutputLine { child.lines?.finish { onLine(pid, $0) } }
             if child.outputFD >= 0 { close(child.outputFD) }
             close(child.pidfd)
             child.exited(ExitReport(pid: pid, termination: ProcessTermination(waitStatus: status), outputTail: child.tail.text))

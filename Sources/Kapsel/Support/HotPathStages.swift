@@ -204,6 +204,7 @@ private final class DiscardingLink: DaemonLink {
     func enqueueClose() {}
     func flush() {}
     var peerAddress: String? { nil }
+    var lentSharedMemoryBytes: Int { 0 }
 }
 
 /// A resolver that accepts every resolution.

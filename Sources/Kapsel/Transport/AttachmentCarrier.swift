@@ -25,6 +25,8 @@ protocol AttachmentCarrier: AnyObject, Sendable {
     func peerForgot(_ names: [UInt64])
     /// The connection closed.
     func connectionClosed()
+    /// The bytes of shared memory from this side's pools that the peer holds now.
+    var lentByteCount: Int { get }
 }
 
 /// A message ready for the connection: the frames that go ahead of it (its memory's

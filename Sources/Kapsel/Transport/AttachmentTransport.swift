@@ -26,7 +26,8 @@ final class AttachmentTransport: AttachmentCarrier {
     /// The connection's writer, for the messages this transport sends of its own, until
     /// the connection closes (the writer holds this transport: the link is dropped then).
     private let writer: Mutex<ConnectionWriter?>
-    private let lent = Mutex<[UInt64: RemoteHold]>([:])
+    /// The pool slots lent to the peer and not given back, by release token, with their sizes.
+    private let lent = Mutex<[UInt64: (hold: RemoteHold, bytes: Int)]>([:])
     /// This side asked the peer for its tokens and none has come since.
     private let askedForReleases = Atomic<Bool>(false)
     private let nextToken = Atomic<UInt64>(1)
@@ -66,13 +67,13 @@ final class AttachmentTransport: AttachmentCarrier {
     /// peer keeps); returns what the message must say about them.
     private func send(_ storages: [SharedStorage], tag: UInt64) throws -> [AttachmentInfo] {
         var infos: [AttachmentInfo] = []
-        var holds: [(UInt64, RemoteHold)] = []
+        var holds: [(UInt64, (hold: RemoteHold, bytes: Int))] = []
         var carried: [SharedSegment] = []
         for storage in storages {
             var info = AttachmentInfo(byteCount: UInt64(storage.segment.byteCount))
             if let lease = storage.lease {
                 let token = nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
-                holds.append((token, lease.holdRemotely { [weak self] in self?.askForReleases() }))
+                holds.append((token, (lease.holdRemotely { [weak self] in self?.askForReleases() }, storage.segment.byteCount)))
                 let slot = lease.slot
                 let naming = names.withLock { $0.lend(slot, token: token) }
                 if naming.isNewPool {
@@ -173,6 +174,11 @@ final class AttachmentTransport: AttachmentCarrier {
         let holds = lent.withLock { lent in tokens.compactMap { lent.removeValue(forKey: $0) } }
         // The slots go back to their pools here, outside the lock.
         withExtendedLifetime(holds) {}
+    }
+
+    /// The bytes of the pool slots this side lent to the peer that the peer still holds.
+    var lentByteCount: Int {
+        lent.withLock { $0.values.reduce(0) { $0 + $1.bytes } }
     }
 
     /// The peer waits for one of its slots this side holds.

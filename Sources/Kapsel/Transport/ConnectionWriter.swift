@@ -278,6 +278,10 @@ final class ConnectionWriter: DaemonLink {
         attachmentCarrier?.connectionClosed()
     }
 
+    var lentSharedMemoryBytes: Int {
+        attachmentCarrier?.lentByteCount ?? 0
+    }
+
     var peerAddress: String? {
         guard let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"

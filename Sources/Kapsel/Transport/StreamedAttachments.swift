@@ -102,4 +102,7 @@ final class StreamedAttachments: AttachmentCarrier {
     func connectionClosed() {
         incoming.withLock { $0.removeAll() }
     }
+
+    /// Streamed memory is copied to the peer, never lent.
+    var lentByteCount: Int { 0 }
 }

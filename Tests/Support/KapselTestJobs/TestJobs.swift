@@ -11,7 +11,7 @@ public enum TestJobs {
         Echo.self, Add.self, Sleep.self, Spin.self, CooperativeSpin.self, Crash.self, CrashOnce.self, SlowCrashOnce.self,
         Fail.self, FailTyped.self, WhoAmI.self, StoreSetting.self, ReadSetting.self, CorruptConnection.self,
         WriteMarker.self, Shapes.self, ReadSettingSlowly.self, PreconditionFailure.self,
-        MapStep.self, ReadEnvironment.self, BusyFor.self,
+        MapStep.self, ReadEnvironment.self, BusyFor.self, PrintLine.self,
     ] + SharedMemoryJobs.all + TableJobs.all + StressJobs.all
 }
 
@@ -326,5 +326,18 @@ public struct PreconditionFailure: Job {
     public init(_ message: String) { self.message = message }
     public func run() async throws -> Int {
         preconditionFailure(message)
+    }
+}
+
+/// Writes `line` to the daemon's standard error, then (with `crash`) dies by it.
+public struct PrintLine: Job {
+    public var line: String
+    public var crash: CrashKind?
+    public init(_ line: String, then crash: CrashKind? = nil) { self.line = line; self.crash = crash }
+    public func run() async throws -> Int {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        crash?.perform()
+        return bytes.count
     }
 }
