@@ -66,6 +66,29 @@ struct Scale: Job {
     }
 }
 
+// MARK: Foreign types
+final class Samples: @unchecked Sendable {                  // from a C library: not Codable
+    let pointer: UnsafeMutablePointer<Double>, count: Int
+    init(count: Int) { pointer = .allocate(capacity: count); pointer.initialize(repeating: 1, count: count); self.count = count }
+    deinit { pointer.deallocate() }
+}
+
+enum SamplesCodec: TransportCodec {                         // how it travels: as shared memory
+    static func represent(_ samples: Samples) throws -> SharedArray<Double> {
+        try SharedArray(count: samples.count) { $0.baseAddress!.update(from: samples.pointer, count: samples.count) }
+    }
+    static func restore(_ shared: SharedArray<Double>) throws -> Samples {
+        let samples = Samples(count: shared.count)
+        shared.withUnsafeBufferPointer { samples.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        return samples
+    }
+}
+
+struct Total: Job {
+    @Transported<SamplesCodec> var samples: Samples          // in a job, its output, or an actor call
+    func run() async throws -> Double { (0..<samples.count).reduce(0) { $0 + samples.pointer[$1] } }
+}
+
 distributed actor Counter: KapselActor {
     typealias ActorSystem = KapselActorSystem
     private var value: Int
@@ -82,7 +105,7 @@ distributed actor Counter: KapselActor {
 }
 
 // MARK: Bootstrap
-Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self], actors: [Counter.self, PythonSession.self, RSession.self])
+Kapsel.bootstrap(jobs: [Simulate.self, LoadModel.self, Predict.self, Crash.self, Forever.self, Scale.self, Total.self], actors: [Counter.self, PythonSession.self, RSession.self])
 
 // MARK: Submit and await
 try await withDaemons(2) { daemons in
@@ -250,6 +273,11 @@ var array = ArrowArray(), schema = ArrowSchema()
 table.exportArrow(array: &array, schema: &schema)              // hand these to PyArrow, DuckDB, ...
 let batch = try ImportedArrowArray.take(array: &array, schema: &schema)   // what a consumer does
 print(try batch.column(named: "price")!.value(0, as: Double.self)!)       // 1.5, read where it lies
+
+// MARK: Foreign types, sent
+try await withDaemons(1) { daemons in
+    print(try await daemons.submit(Total(samples: Samples(count: 1000))).value)   // 1000.0
+}
 
 // MARK: Logging
 var logged = DaemonOptions()

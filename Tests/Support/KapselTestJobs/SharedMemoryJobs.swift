@@ -8,7 +8,7 @@ import Glibc
 enum SharedMemoryJobs {
     static let all: [any Job.Type] = [
         SumAndDouble.self, DaemonMemory.self, HoldShared.self, EchoTensor.self, MakeTensor.self,
-        EchoDoubles.self, CreatePool.self, FillSlot.self, FillSlotWhenFree.self, CrashOnceWith.self, PoolFrame.self,
+        EchoDoubles.self, CreatePool.self, FillSlot.self, FillSlotWhenFree.self, CrashOnceWith.self, PoolFrame.self, ScaleCBuffer.self,
     ]
 }
 
@@ -178,5 +178,51 @@ public struct PoolFrame: Job {
             guard clock.now < deadline else { throw JobFailure("no slot came back within 10 s") }
             try await Task.sleep(for: .milliseconds(1))
         }
+    }
+}
+
+/// Doubles in memory from `malloc`, freed with the buffer: a type that is not `Codable`,
+/// as a C library's would be.
+public final class CBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Double>
+    public let count: Int
+
+    public init(count: Int, _ fill: (Int) -> Double) {
+        self.count = count
+        pointer = malloc(count * MemoryLayout<Double>.stride)!.bindMemory(to: Double.self, capacity: count)
+        for index in 0..<count { pointer[index] = fill(index) }
+    }
+
+    deinit { free(pointer) }
+
+    public var values: [Double] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// Carries a `CBuffer` as shared memory: copied once into a `SharedArray` where it is
+/// sent, and into a new C buffer where it arrives.
+public enum CBufferCodec: TransportCodec {
+    public static func represent(_ buffer: CBuffer) throws -> SharedArray<Double> {
+        try SharedArray(count: buffer.count) { output in
+            for index in 0..<buffer.count { output[index] = buffer.pointer[index] }
+        }
+    }
+
+    public static func restore(_ shared: SharedArray<Double>) throws -> CBuffer {
+        shared.withUnsafeBufferPointer { values in CBuffer(count: values.count) { values[$0] } }
+    }
+}
+
+/// Scales a C buffer in the daemon and returns a new one.
+public struct ScaleCBuffer: Job {
+    @Transported<CBufferCodec> public var buffer: CBuffer
+    public var factor: Double
+
+    public init(_ buffer: CBuffer, by factor: Double) {
+        self.buffer = buffer
+        self.factor = factor
+    }
+
+    public func run() async throws -> Transported<CBufferCodec> {
+        Transported(CBuffer(count: buffer.count) { buffer.pointer[$0] * factor }, using: CBufferCodec.self)
     }
 }

@@ -39,6 +39,13 @@ public distributed actor Counter: KapselActor {
 
     public distributed func identity<Value: Codable & Sendable>(_ value: Value) -> Value { value }
 
+    /// The sum of a C buffer's values, and the buffer scaled by `factor`.
+    public distributed func sumAndScale(_ buffer: Transported<CBufferCodec>, by factor: Double) -> SumAndScaled {
+        let values = buffer.wrappedValue
+        let sum = (0..<values.count).reduce(0) { $0 + values.pointer[$1] }
+        return SumAndScaled(sum: sum, scaled: Transported(CBuffer(count: values.count) { values.pointer[$0] * factor }, using: CBufferCodec.self))
+    }
+
     public distributed func sum(_ values: SharedArray<Double>) -> Double {
         values.withUnsafeBufferPointer { $0.reduce(0, +) }
     }
@@ -113,4 +120,10 @@ public distributed actor Calculator: KapselActor {
         let context = DaemonContext.current
         return Whereabouts(daemonIndex: context?.daemonIndex ?? -1, instance: context?.instance ?? 0, pid: getpid())
     }
+}
+
+/// What `Counter.sumAndScale` returns: a C buffer inside a `Codable` result.
+public struct SumAndScaled: Codable, Sendable {
+    public var sum: Double
+    public var scaled: Transported<CBufferCodec>
 }
