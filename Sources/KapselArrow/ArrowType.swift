@@ -1,6 +1,25 @@
 /// The Arrow data types Kapsel reads and writes.
 public enum ArrowType: String, Sendable, Codable, CaseIterable {
-    case int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64
+    /// Signed 8-bit integers.
+    case int8
+    /// Signed 16-bit integers.
+    case int16
+    /// Signed 32-bit integers.
+    case int32
+    /// Signed 64-bit integers.
+    case int64
+    /// Unsigned 8-bit integers.
+    case uint8
+    /// Unsigned 16-bit integers.
+    case uint16
+    /// Unsigned 32-bit integers.
+    case uint32
+    /// Unsigned 64-bit integers.
+    case uint64
+    /// IEEE 754 single precision.
+    case float32
+    /// IEEE 754 double precision.
+    case float64
     /// Bit-packed booleans.
     case bool
     /// UTF-8 strings with 32-bit offsets.

@@ -6,7 +6,16 @@ import Glibc
 
 /// How a crash ends a daemon, from inside: what the crash tests and the storm make jobs do.
 public enum CrashKind: String, Codable, Sendable, CaseIterable {
-    case segfault, sigkill, abort, exit3, stackOverflow
+    /// A write to an unmapped address: SIGSEGV.
+    case segfault
+    /// The process kills itself: SIGKILL, which nothing can catch.
+    case sigkill
+    /// `abort()`: SIGABRT.
+    case abort
+    /// `exit(3)`: an ordinary exit, with work in flight.
+    case exit3
+    /// Unbounded recursion into the stack's guard page: SIGSEGV.
+    case stackOverflow
 
     /// Ends this process.
     public func perform() -> Never {
@@ -49,6 +58,11 @@ private func recurse(_ depth: Int) -> Int {
 
 /// Where in a job's life a crash happens.
 public enum CrashPhase: String, Codable, Sendable, CaseIterable {
-    case decodingJob, running, encodingResult
+    /// While the daemon decodes the job, before `run()`.
+    case decodingJob
+    /// Inside `run()`.
+    case running
+    /// While the daemon encodes the output, after `run()` returned.
+    case encodingResult
 }
 

@@ -12,9 +12,19 @@ extension ProcessTests {
                 .filter { !$0.isEmpty }
         }
 
-        /// The ```swift blocks of the README.
-        static func snippets() throws -> [String] {
-            let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        /// The DocC articles of every module (`Sources/*/Documentation.docc/*.md`).
+        static func articles() throws -> [URL] {
+            let sources = root.appendingPathComponent("Sources")
+            return try FileManager.default.contentsOfDirectory(atPath: sources.path).sorted().flatMap { module -> [URL] in
+                let catalog = sources.appendingPathComponent(module).appendingPathComponent("Documentation.docc")
+                let files = (try? FileManager.default.contentsOfDirectory(atPath: catalog.path)) ?? []
+                return files.filter { $0.hasSuffix(".md") }.sorted().map { catalog.appendingPathComponent($0) }
+            }
+        }
+
+        /// The ```swift blocks of a Markdown file (the README unless given).
+        static func snippets(in file: URL = root.appendingPathComponent("README.md")) throws -> [String] {
+            let readme = try String(contentsOf: file, encoding: .utf8)
             var blocks: [String] = []
             var current: [Substring]?
             for line in readme.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -30,17 +40,21 @@ extension ProcessTests {
             return blocks
         }
 
-        @Test func everySwiftSnippetInTheReadmeIsPartOfTheCompiledTour() throws {
+        @Test func everySwiftSnippetInTheReadmeAndTheDocCArticlesIsPartOfTheCompiledTour() throws {
             let tour = try String(contentsOf: Self.root.appendingPathComponent("Examples/KapselTour/main.swift"), encoding: .utf8)
             let tourLines = Self.normalizedLines(tour)
-            let snippets = try Self.snippets()
-            #expect(snippets.count >= 4)
+            let readme = try Self.snippets()
+            #expect(readme.count >= 4)
+            let articles = try Self.articles()
+            #expect(articles.count >= 10, "a catalog per public module")
+            let snippets = try readme + articles.flatMap { try Self.snippets(in: $0) }
+            #expect(snippets.count > readme.count)
             for snippet in snippets {
                 let lines = Self.normalizedLines(snippet)
                 let found = tourLines.indices.contains { start in
                     start + lines.count <= tourLines.count && Array(tourLines[start..<start + lines.count]) == lines
                 }
-                #expect(found, "README snippet not found verbatim in Examples/KapselTour/main.swift:\n\(snippet)")
+                #expect(found, "snippet not found verbatim in Examples/KapselTour/main.swift:\n\(snippet)")
             }
         }
 

@@ -12,6 +12,7 @@ extension Daemons {
     /// ```
     ///
     /// - Parameters:
+    ///   - type: the actor type (listed in `Kapsel.bootstrap(jobs:actors:)` of the daemons).
     ///   - configuration: what the actor's `init(actorSystem:configuration:)` gets.
     ///   - placement: which daemon; the one holding the fewest actors by default.
     ///   - restart: what happens when its daemon dies (by default its calls then fail

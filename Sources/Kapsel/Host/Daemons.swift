@@ -150,6 +150,7 @@ public final class Daemons: Sendable {
     /// daemon (or the next in turn, in round-robin mode).
     ///
     /// - Parameters:
+    ///   - job: the job; its type must be listed in the daemons' `Kapsel.bootstrap(jobs:)`.
     ///   - timeout: the longest the job may run on a daemon (time spent waiting for a
     ///     daemon does not count, except in round-robin mode where the job waits in
     ///     its daemon). When it passes, the handle resolves as `.timedOut`, the job is

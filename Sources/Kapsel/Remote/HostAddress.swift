@@ -13,8 +13,11 @@ import Glibc
 public struct HostAddress: Sendable, Hashable, CustomStringConvertible {
     /// How daemons reach the host.
     public enum Transport: String, Sendable, Hashable {
+        /// A Unix domain socket on this machine (`unix:///path`).
         case unix
+        /// Plain TCP (`tcp://host:port`): for loopback, or a network you trust.
         case tcp
+        /// TCP with TLS (`tls+tcp://host:port`).
         case tls = "tls+tcp"
     }
 
