@@ -6,7 +6,7 @@ import PackageDescription
 /// Targets follow the layers of the design, lowest first:
 /// `CKapselShim` (C: syscalls Swift cannot reach) → `KapselWire` (frames, handshake, binary coder)
 /// → `Kapsel` (jobs, daemons, dispatcher) → capabilities above it (`KapselSequences`,
-/// `KapselPython`, `KapselR`, `KapselSlurm`, `KapselServiceLifecycle`) → `KapselCLI` (the `kapsel` command).
+/// `KapselPython`, `KapselR`, `KapselSlurm`, `KapselServiceLifecycle`, `KapselDashboard`) → `KapselCLI` (the `kapsel` command).
 let package = Package(
     name: "Kapsel",
     platforms: [.macOS(.v15)],
@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "KapselR", targets: ["KapselR"]),
         .library(name: "KapselSlurm", targets: ["KapselSlurm"]),
         .library(name: "KapselServiceLifecycle", targets: ["KapselServiceLifecycle"]),
+        .library(name: "KapselDashboard", targets: ["KapselDashboard"]),
         .library(name: "KapselStress", targets: ["KapselStress"]),
         // Loaded by the PyArrow interoperability test (Tests/Python/arrow_interop.py).
         .library(name: "KapselArrowInterop", type: .dynamic, targets: ["KapselArrowInterop"]),
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // `swift package generate-documentation`: the DocC catalogs under Sources/*/Documentation.docc.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .target(name: "CKapselShim"),
@@ -83,6 +85,16 @@ let package = Package(
         .target(name: "KapselSlurm", dependencies: ["Kapsel"]),
         // A pool as a swift-service-lifecycle `Service`, for servers.
         .target(name: "KapselServiceLifecycle", dependencies: ["Kapsel", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        // A live view of pools in a browser, served by Hummingbird (the core stays free of a web server).
+        .target(
+            name: "KapselDashboard",
+            dependencies: [
+                "Kapsel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Proofs of the promise: the crash storm, its jobs and their checks.
         .target(name: "KapselStress", dependencies: ["Kapsel", "CKapselShim"]),
         .executableTarget(
@@ -94,6 +106,7 @@ let package = Package(
                 "KapselR",
                 "KapselSlurm",
                 "KapselStress",
+                "KapselDashboard",
                 "CKapselShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -102,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "KapselTour",
             dependencies: [
-                "Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselServiceLifecycle",
+                "Kapsel", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselServiceLifecycle", "KapselDashboard",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -138,7 +151,7 @@ let package = Package(
             name: "KapselTests",
             dependencies: [
                 "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselStress", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
-                "KapselServiceLifecycle",
+                "KapselServiceLifecycle", "KapselDashboard",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

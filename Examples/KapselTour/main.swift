@@ -3,6 +3,7 @@
 import Distributed
 import Kapsel
 import KapselArrow
+import KapselDashboard
 import KapselPython
 import KapselR
 import KapselSequences
@@ -311,6 +312,14 @@ var debugging = DaemonOptions()
 debugging.launch = .inProcess        // the jobs and actors of Kapsel.bootstrap, run in this process: breakpoints work
 try await withDaemons(2, options: debugging) { daemons in
     print(try await daemons.submit(Predict(x: 3)).value)   // none(3.0), as a daemon process answers
+}
+
+// MARK: Dashboard
+try await withDaemons(2) { daemons in
+    let dashboard = try await Dashboard.start(daemons)       // 127.0.0.1, a free port; DashboardSettings for more
+    print(dashboard.url.hasPrefix("http://127.0.0.1:"))      // true: open it in a browser
+    _ = await daemons.map(1...500) { Simulate(mean: Double($0), sd: 1, n: 1_000) }
+    await dashboard.stop()
 }
 
 // MARK: Options

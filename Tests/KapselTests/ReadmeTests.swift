@@ -81,7 +81,7 @@ extension ProcessTests {
             #expect(outcome.output.contains("\ntrue\ntrue\n200 true\ntrue 100\nprofile local\n"), "the network tour, then the controllers'")
             #expect(outcome.output.contains("profile cluster\n") && outcome.output.contains("batch job") && outcome.output.contains(" slurm "), "the cluster profile ran on Slurm")
             #expect(outcome.output.contains("\ndouble(2.5)\nZeroDivisionError\ndaemon crashed\n300 columnMajor\ntrue\nboom\n1.5\n"), "the Python and R tours, then Arrow's 1.5")
-            #expect(outcome.output.contains("\n1.5\n1000.0\ntrue\nnone(2.0)\nnone(3.0)\n"), "Arrow, then the Prometheus exposition and a job through the pool's Service")
+            #expect(outcome.output.contains("\n1.5\n1000.0\ntrue\nnone(2.0)\nnone(3.0)\ntrue\n"), "Arrow, then the Prometheus exposition and a job through the pool's Service")
             #expect(outcome.output.contains("kapsel.termination=signal 11 (SIGSEGV)") && outcome.output.contains("[Kapsel] daemon crashed"), "the crash, logged")
         }
     }

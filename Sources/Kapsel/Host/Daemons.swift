@@ -23,6 +23,8 @@ import Glibc
 public final class Daemons: Sendable {
     /// How many daemons the pool runs: exactly, or at most for a pool that sizes itself.
     public let count: Int
+    /// The pool's name (`DaemonOptions.name`; a profile's name in a `ControllerGroup`).
+    public var name: String { options.name }
     /// The address daemons connect to.
     public let url: String
     /// What a daemon must trust to join a `tls+tcp://` host (nil otherwise): a daemon
@@ -38,6 +40,8 @@ public final class Daemons: Sendable {
     private let releaseSweep: RepeatedTask
     /// Samples the gauges, when the pool has metrics.
     private let gaugeSampler: RepeatedTask?
+    /// The maps under way on this pool.
+    let maps = RunningMaps()
 
     /// Starts `count` daemons and waits until every one is connected.
     ///
@@ -242,6 +246,35 @@ public final class Daemons: Sendable {
     public func status() -> DaemonsStatus {
         dispatcher.inspect { $0.status(url: url) }
     }
+    /// What happens to the daemons — launches, crashes with their signal and last output
+    /// lines, retries, replacements, refused peers — from now on, or from the latest 200
+    /// already past with `replaying`, as a stream that ends when the pool stops. A reader
+    /// that falls behind loses the oldest beyond `limit`.
+    ///
+    /// ```swift
+    /// for await event in daemons.events() where event.kind == .crashed {
+    ///     print(event.daemon!, event.summary)
+    /// }
+    /// ```
+    public func events(replaying: Bool = false, limit: Int = 1000) -> AsyncStream<DaemonEvent> {
+        dispatcher.observer.events(limit: limit, replaying: replaying)
+    }
+
+    /// The latest events (up to 200), oldest first.
+    public var recentEvents: [DaemonEvent] {
+        dispatcher.observer.recentEvents
+    }
+
+    /// The bytes of pooled shared memory (`SlotPool` slots) the daemons hold now.
+    public var sharedMemoryLent: Int {
+        dispatcher.figures().lentBytes
+    }
+
+    /// How far each `map` under way on this pool has come, oldest first.
+    public var runningMaps: [MapProgress] {
+        maps.progress
+    }
+
     /// The shell commands that start the daemons this pool is waiting for, one per slot
     /// without a daemon, ready to run on another machine (`DaemonOptions.Launch.manual`):
     /// the daemon's settings as variable assignments, then `executable` (this pool's
@@ -277,6 +310,7 @@ public final class Daemons: Sendable {
         await dispatcher.stop(grace: options.shutdownGrace)
         await listener.close()
         dispatcher.observer.metrics?.sample(dispatcher.figures())
+        dispatcher.observer.finishEvents()
     }
 }
 

@@ -39,6 +39,8 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
     private var nextToDeliver = 0
     private var ready: Deque<Element> = []
     private var sizer = BatchSizer(limit: 4096)
+    /// This map's entry in the pool's `RunningMaps`, until it ends.
+    private var trackingID: Int?
 
     init(daemons: Daemons, source: Source, total: Int?, order: MapOrder, progress: Bool, stopOnFirstError: Bool, options: MapOptions, makeJob: @escaping (Source.Element) -> Item) {
         self.daemons = daemons
@@ -49,10 +51,19 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
         self.options = options
         let wantsMeter = progress || options.progressHandler != nil
         meter = wantsMeter ? ProgressMeter(total: total, descriptor: progress ? options.progressDescriptor : nil, handler: options.progressHandler) : nil
+        trackingID = daemons.maps.start(total: total)
     }
 
     deinit {
         for batch in batches.values { batch.jobs.cancel() }
+        if let trackingID { daemons.maps.end(trackingID) }
+    }
+
+    /// The map ended: its progress is shown a last time and it leaves the running maps.
+    private func finish() {
+        meter?.finish()
+        if let trackingID { daemons.maps.end(trackingID) }
+        trackingID = nil
     }
 
     /// The next result, or nil when every item has been delivered (or the map stopped).
@@ -62,7 +73,7 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
             if stopped || (Task.isCancelled && stop()) { return nil }
             submitWhileRoom()
             guard !batches.isEmpty else {
-                meter?.finish()
+                finish()
                 return nil
             }
             let target = order == .input ? batchByFirstIndex[nextToDeliver] : nil
@@ -127,7 +138,8 @@ final class MapDriver<Source: IteratorProtocol, Item: Job> {
         }
         if order == .input { nextToDeliver = firstIndex + results.count }
         meter?.advance(by: delivered, failed: failed)
-        if stopped { meter?.finish() }
+        if let trackingID { daemons.maps.advance(trackingID, by: delivered, failed: failed) }
+        if stopped { finish() }
     }
 
     /// Stops: no more items are pulled, and every job in flight is cancelled.

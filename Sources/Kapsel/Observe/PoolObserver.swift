@@ -1,4 +1,6 @@
+import DequeModule
 import Logging
+import Synchronization
 
 /// Where a pool's events go: its `Logger` (`DaemonOptions.logger`) and its metrics
 /// (`PoolMetrics`). The dispatcher's shell hands it every `PoolEvent` and every job
@@ -14,6 +16,18 @@ final class PoolObserver: Sendable {
     let logger: Logger?
     /// The pool's metrics; nil when no metrics backend is bootstrapped or given.
     let metrics: PoolMetrics?
+    /// The streams of `Daemons.events()` by subscription (nil once the pool stopped), and
+    /// the latest events, for streams that start with them.
+    private let feed = Mutex(EventFeed())
+    private let nextSubscription = Atomic<Int>(0)
+
+    private struct EventFeed {
+        var subscribers: [Int: AsyncStream<DaemonEvent>.Continuation]? = [:]
+        var recent: Deque<DaemonEvent> = []
+    }
+
+    /// How many of the latest events a pool keeps for `Daemons.events(replaying:)`.
+    static let recentLimit = 200
 
     init(name: String, logger: Logger?, metrics: PoolMetrics?) {
         self.logger = logger.map { logger in
@@ -27,6 +41,7 @@ final class PoolObserver: Sendable {
     /// Logs and counts what happened.
     func observe(_ event: PoolEvent) {
         metrics?.count(event)
+        publish(event)
         guard let logger else { return }
         switch event {
         case .launched(let slot, let instance, let pid):
@@ -66,6 +81,53 @@ final class PoolObserver: Sendable {
             logger.notice("job retried after its daemon died", metadata: Self.metadata(daemon).merging(["kapsel.job": "\(job)", "kapsel.jobType": "\(jobType)"]) { $1 })
         case .started:
             break
+        }
+    }
+
+    /// A stream of the pool's events from now on — after the latest ones already past,
+    /// with `replaying` — finished when the pool stops; the newest `limit` wait for a slow
+    /// reader, older ones are dropped.
+    func events(limit: Int, replaying: Bool) -> AsyncStream<DaemonEvent> {
+        let (stream, continuation) = AsyncStream<DaemonEvent>.makeStream(bufferingPolicy: .bufferingNewest(limit))
+        let id = nextSubscription.wrappingAdd(1, ordering: .relaxed).oldValue
+        let subscribed = feed.withLock { feed in
+            // Under the feed's lock: no event comes between the replay and the subscription.
+            if replaying { for event in feed.recent { continuation.yield(event) } }
+            guard feed.subscribers != nil else { return false }
+            feed.subscribers?[id] = continuation
+            return true
+        }
+        guard subscribed else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.feed.withLock { _ = $0.subscribers?.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    /// The latest events, oldest first.
+    var recentEvents: [DaemonEvent] {
+        feed.withLock { Array($0.recent) }
+    }
+
+    /// The pool stopped: every event stream finishes.
+    func finishEvents() {
+        let ended = feed.withLock { feed in
+            defer { feed.subscribers = nil }
+            return feed.subscribers.map { Array($0.values) } ?? []
+        }
+        for continuation in ended { continuation.finish() }
+    }
+
+    /// Keeps the event and hands it to every stream (events are rare: launches, deaths).
+    private func publish(_ event: PoolEvent) {
+        guard let published = DaemonEvent(event) else { return }
+        feed.withLock { feed in
+            feed.recent.append(published)
+            if feed.recent.count > Self.recentLimit { feed.recent.removeFirst() }
+            for listener in (feed.subscribers ?? [:]).values { listener.yield(published) }
         }
     }
 

@@ -11,6 +11,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "How many daemons to start.")
     var daemons = 2
 
+    @Flag(help: "Then keep the pool working under a live dashboard in the browser, until Ctrl-C.")
+    var dashboard = false
+
     func run() async throws {
         let clock = ContinuousClock()
         print("Kapsel demo: jobs run in separate daemon processes; nothing they do can take this process down.\n")
@@ -59,6 +62,7 @@ struct DemoCommand: AsyncParsableCommand {
 
             print("\nStatus:")
             print(pool.status().description.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n"))
+            if dashboard { try await DemoDashboard.run(on: pool) }
         }
         print("\nThe host survived a segfault, a hang and an error. All daemons are stopped.")
     }
