@@ -152,6 +152,8 @@ let package = Package(
             dependencies: [
                 "Kapsel", "KapselWire", "KapselSharedMemory", "KapselCoderChecks", "KapselArrow", "KapselSequences", "KapselPython", "KapselR", "KapselSlurm", "KapselStress", "KapselTestJobs", "KapselTestDaemon", "KapselTour",
                 "KapselServiceLifecycle", "KapselDashboard",
+                // `kapsel demo --dashboard` is run by a test.
+                "KapselCLI",
                 "CKapselShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -135,3 +135,36 @@ extension ProcessTests {
         }
     }
 }
+
+extension ProcessTests.DashboardTests {
+    @Test func kapselDemoWithTheDashboardServesItUntilCtrlC() async throws {
+        let kapsel = URL(fileURLWithPath: testDaemonPath).deletingLastPathComponent().appendingPathComponent("kapsel").path
+        let output = Pipe()
+        let demo = Process()
+        demo.executableURL = URL(fileURLWithPath: kapsel)
+        demo.arguments = ["demo", "--dashboard"]
+        demo.standardOutput = output
+        demo.standardError = output
+        try demo.run()
+        defer { if demo.isRunning { demo.terminate() } }
+
+        // The demo runs, then prints where its dashboard is.
+        var printed = ""
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while !printed.contains("Dashboard: http"), clock.now < deadline, demo.isRunning {
+            let chunk = output.fileHandleForReading.availableData
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        let url = try #require(printed.firstMatch(of: /Dashboard: (http:\/\/127\.0\.0\.1:(\d+)\/)/), "\(printed)")
+        let snapshot = try HTTPProbe.get(port: Int(url.2)!, "/snapshot")
+        #expect(snapshot.status == 200 && snapshot.body.contains(#""name":"default""#))
+        #expect(try HTTPProbe.get(port: Int(url.2)!, "/").body.contains("<title>Kapsel</title>"))
+
+        kill(demo.processIdentifier, SIGINT)
+        demo.waitUntilExit()
+        printed += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(demo.terminationStatus == 0)
+        #expect(printed.contains("All daemons are stopped."))
+    }
+}
