@@ -95,6 +95,7 @@ function maps(list) {
 }
 
 function render(snapshot, source) {
+  const started = performance.now();
   const html = snapshot.pools.map(p => `<section class="pool" data-pool="${escape(p.name)}">` +
     `<h2>${escape(p.name)}</h2><div class="url">${escape(p.url)}</div>` +
     `<div class="counters">` + counter("online", "online", p.online) + counter("launching", "launching", p.launching) +
@@ -108,6 +109,8 @@ function render(snapshot, source) {
     `<tbody>${daemonRows(p.daemons)}</tbody></table></section>`).join("");
   document.getElementById("pools").innerHTML = html || `<p class="empty">No pools.</p>`;
   document.body.dataset.source = source;
+  // How long drawing took, slowest so far: what keeps the page responsive.
+  document.body.dataset.renderMs = Math.max(Number(document.body.dataset.renderMs || 0), performance.now() - started).toFixed(1);
   document.getElementById("status").textContent = "updated " + clock(snapshot.time);
 }
 

@@ -111,7 +111,7 @@ extension ProcessTests {
             }
         }
 
-        @Test func sixtyFourBusyDaemonsGetAFewCoalescedUpdatesASecond() async throws {
+        @Test func sixtyFourBusyDaemonsGetAFewCoalescedUpdatesASecondEachDrawnQuickly() async throws {
             Kapsel.bootstrap(jobs: TestJobs.all, actors: TestActors.all)
             try await withTestDaemons(64, configure: { $0.launch = .inProcess }) { daemons in
                 let dashboard = try await Dashboard.start(daemons)
@@ -119,6 +119,12 @@ extension ProcessTests {
                     while !Task.isCancelled { _ = await daemons.map(0..<5_000) { Echo($0) } }
                 }
                 let events = try HTTPProbe.get(port: port(of: dashboard), "/events", readFor: .seconds(2))
+                // The same in a real browser, under the same load: each update is drawn in a
+                // few milliseconds.
+                let capture = try runProcess(
+                    "/usr/bin/python3", arguments: [Self.root.appendingPathComponent("Tests/Browser/cdp_capture.py").path, "/usr/bin/chromium", dashboard.url, "/dev/null", "4", "30"],
+                    environment: ProcessInfo.processInfo.environment, timeout: 60
+                )
                 load.cancel()
                 _ = await load.value
                 await dashboard.stop()
@@ -126,6 +132,10 @@ extension ProcessTests {
                 let updates = events.body.components(separatedBy: .newlines).filter { $0.hasPrefix("data: ") }
                 // Four a second by default, however many jobs finish meanwhile.
                 #expect(updates.count >= 2 && updates.count <= 10, "\(updates.count) updates in 2 s: \(events.status) \(events.head) \(events.body.prefix(300))")
+                #expect(capture.status == 0)
+                #expect(capture.output.matches(of: /<tr class="daemon" data-index="\d+"/).count == 64, "a row per daemon")
+                let slowest = try #require(capture.output.firstMatch(of: /data-render-ms="([0-9.]+)"/)).1
+                #expect(Double(slowest)! < 100, "the slowest draw of 64 daemons took \(slowest) ms")
                 let last = try #require(updates.last)
                 let snapshot = try #require(try JSONSerialization.jsonObject(with: Data(last.dropFirst("data: ".count).utf8)) as? [String: Any])
                 let pool = try #require((snapshot["pools"] as? [[String: Any]])?.first)
