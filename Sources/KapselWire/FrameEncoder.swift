@@ -30,6 +30,14 @@ public struct FrameEncoder: Sendable {
         message.frameParts(allocator: allocator, copyLimit: copyLimit)
     }
 
+    /// Appends `message`'s frame to `buffer` — its head, and its payload when that is
+    /// smaller than `copyLimit` — and returns a larger payload, which completes the frame
+    /// when written right after `buffer`'s bytes. A writer that sends many frames at once
+    /// gathers them this way in one buffer, with no buffer of its own per message.
+    public func append(_ message: WireMessage, to buffer: inout ByteBuffer) -> ByteBuffer? {
+        message.appendFrameParts(to: &buffer, copyLimit: copyLimit)
+    }
+
     /// `message` as one frame in one buffer, its payload copied in after the head: for a
     /// writer that hands the socket one buffer at a time.
     public func encodeContiguous(_ message: WireMessage, allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -33,6 +33,22 @@ extension WireMessage {
         return (head, payload)
     }
 
+    /// Appends this message as one frame to `buffer`, but for a payload of at least
+    /// `copyLimit` bytes, which is returned instead: the frame goes on with it, uncopied.
+    func appendFrameParts(to buffer: inout ByteBuffer, copyLimit: Int) -> ByteBuffer? {
+        guard let payload = trailingPayload, payload.readableBytes >= copyLimit else {
+            writeFrame(into: &buffer)
+            return nil
+        }
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(UInt32(0))
+        writeBody(into: &buffer, includingPayload: false)
+        let length = buffer.writerIndex - lengthIndex - 4 + payload.readableBytes
+        precondition(length <= Int(UInt32.max), "a frame cannot exceed 4 GiB")
+        buffer.setInteger(UInt32(length), at: lengthIndex)
+        return payload
+    }
+
     /// The payload that ends the message, for the kinds whose last field is one.
     private var trailingPayload: ByteBuffer? {
         switch self {

@@ -186,7 +186,7 @@ struct DispatcherHarness {
     mutating func execute(_ actions: [DispatcherAction]) {
         for action in actions {
             switch action {
-            case .send(let link, let message): link.enqueue(message)
+            case .send(let link, let message), .queue(let link, let message): link.enqueue(message)
             case .close(let link): link.enqueueClose()
             case .resolve(let resolver, let outcome): resolver.resolve(outcome)
             case .launch(let slot, let instance, let token):

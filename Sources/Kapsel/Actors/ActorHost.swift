@@ -2,16 +2,17 @@ import DequeModule
 import Distributed
 import KapselSharedMemory
 import KapselWire
-import NIOCore
+import Synchronization
 
 /// Runs the daemon's side of actor calls: creations, and calls in one mailbox per actor.
 ///
-/// Confined to the connection's event loop. Calls to one actor run one after another in
-/// arrival order; calls to different actors run concurrently. Each call starts on the
-/// loop (`Task.immediate`) and its result goes back through the connection's writer,
-/// with its shared memory.
-final class ActorHost {
-    private struct Waiting {
+/// Calls arrive from the thread that reads the connection. Calls to one actor run one
+/// after another in arrival order; calls to different actors run concurrently. Each call
+/// starts on the thread that delivers it (`Task.immediate`), its result goes back through
+/// the connection's writer with its shared memory, from the thread that ran its end, and
+/// the actor's next call starts there. The mailboxes are behind a lock.
+final class ActorHost: Sendable {
+    private struct Waiting: Sendable {
         var request: CallRequest
         /// The arguments (or configuration) with their shared memory, or why that memory
         /// could not be received.
@@ -23,13 +24,17 @@ final class ActorHost {
         var running: UInt64?
     }
 
+    private struct State: ~Copyable {
+        var mailboxes: [KapselActorID: Mailbox] = [:]
+        /// Calls and creations under way, with their task once `Task.immediate` returned it.
+        var active: [UInt64: Task<Void, Never>?] = [:]
+    }
+
     private let writer: ConnectionWriter
     private let carrier: any AttachmentCarrier
     private let executor: ActorCallExecutor
     private let context: DaemonContext
-    private var mailboxes: [KapselActorID: Mailbox] = [:]
-    /// Calls and creations under way, with their task once `Task.immediate` returned it.
-    private var active: [UInt64: Task<Void, Never>?] = [:]
+    private let state = Mutex(State())
 
     init(writer: ConnectionWriter, carrier: any AttachmentCarrier, system: KapselActorSystem, factories: [String: ActorFactory], context: DaemonContext) {
         self.writer = writer
@@ -47,7 +52,7 @@ final class ActorHost {
             start(waiting)
         case .invoke:
             let id = KapselActorID(request.actor)
-            mailboxes[id, default: Mailbox()].waiting.append(waiting)
+            state.withLock { $0.mailboxes[id, default: Mailbox()].waiting.append(waiting) }
             startNext(in: id)
         }
     }
@@ -55,69 +60,80 @@ final class ActorHost {
     /// The connection is gone: waiting calls are dropped, running ones cancelled (nobody
     /// will read their results).
     func abandon() {
-        mailboxes = [:]
-        for task in active.values { task?.cancel() }
+        let tasks = state.withLock { state in
+            state.mailboxes = [:]
+            return Array(state.active.values)
+        }
+        for task in tasks { task?.cancel() }
     }
 
     /// Cancels call `callID` if it is here: a running one through task cancellation, a
     /// waiting one at once. Returns whether it was found.
     @discardableResult
     func cancel(_ callID: UInt64) -> Bool {
-        if let task = active[callID] {
-            task?.cancel()
-            return true
-        }
-        for (id, mailbox) in mailboxes {
-            if let position = mailbox.waiting.firstIndex(where: { $0.request.callID == callID }) {
-                mailboxes[id]?.waiting.remove(at: position)
-                let report = FailureReport(reason: .cancelled, errorType: "Swift.CancellationError", message: "the call was cancelled before it started", location: "actor mailbox")
-                writer.send(.reply(to: callID, .failure(report), isCall: true))
-                return true
+        enum Found { case running(Task<Void, Never>?), waiting, none }
+        let found = state.withLock { state -> Found in
+            if let task = state.active[callID] { return .running(task) }
+            for (id, mailbox) in state.mailboxes {
+                if let position = mailbox.waiting.firstIndex(where: { $0.request.callID == callID }) {
+                    state.mailboxes[id]?.waiting.remove(at: position)
+                    return .waiting
+                }
             }
+            return .none
         }
-        return false
+        switch found {
+        case .running(let task):
+            task?.cancel()
+        case .waiting:
+            let report = FailureReport(reason: .cancelled, errorType: "Swift.CancellationError", message: "the call was cancelled before it started", location: "actor mailbox")
+            writer.send(.reply(to: callID, .failure(report), isCall: true))
+        case .none:
+            return false
+        }
+        return true
     }
 
     private func startNext(in id: KapselActorID) {
-        guard var mailbox = mailboxes[id], mailbox.running == nil, let next = mailbox.waiting.popFirst() else { return }
-        mailbox.running = next.request.callID
-        mailboxes[id] = mailbox
-        start(next)
+        let next = state.withLock { state -> Waiting? in
+            guard var mailbox = state.mailboxes[id], mailbox.running == nil, let next = mailbox.waiting.popFirst() else { return nil }
+            mailbox.running = next.request.callID
+            state.mailboxes[id] = mailbox
+            return next
+        }
+        if let next { start(next) }
     }
 
     private func start(_ waiting: Waiting) {
         let request = waiting.request
-        let eventLoop = writer.eventLoop
-        let host = NIOLoopBound(self, eventLoop: eventLoop)
-        active[request.callID] = .some(nil)
+        state.withLock { state in
+            let none: Task<Void, Never>? = nil
+            state.active[request.callID] = .some(none)
+        }
         let envelope = waiting.envelope
-        let task = Task.immediate { [executor, context] in
+        let task = Task.immediate { [self, executor, context] in
             let completion = await DaemonContext.$current.withValue(context) {
                 await executor.perform(request, envelope)
             }
-            if eventLoop.inEventLoop {
-                host.value.finished(request, completion)
-            } else {
-                eventLoop.execute { host.value.finished(request, completion) }
-            }
+            finished(request, completion)
         }
         // A call that finished without suspending is no longer active.
-        if active[request.callID] != nil { active[request.callID] = task }
+        state.withLock { state in
+            if state.active[request.callID] != nil { state.active[request.callID] = task }
+        }
     }
 
     private func finished(_ request: CallRequest, _ completion: Completion) {
-        active.removeValue(forKey: request.callID)
+        state.withLock { _ = $0.active.removeValue(forKey: request.callID) }
         writer.send(.reply(to: request.callID, completion, isCall: true))
         guard request.kind == .invoke else { return }
         let id = KapselActorID(request.actor)
-        mailboxes[id]?.running = nil
-        if mailboxes[id]?.waiting.isEmpty == true {
-            mailboxes.removeValue(forKey: id)
-        } else {
-            startNext(in: id)
+        state.withLock { state in
+            state.mailboxes[id]?.running = nil
+            if state.mailboxes[id]?.waiting.isEmpty == true { state.mailboxes.removeValue(forKey: id) }
         }
+        startNext(in: id)
     }
-
 }
 
 /// Carries out one creation or call in the daemon's actor system.

@@ -39,7 +39,7 @@ public struct KapselInvocationEncoder: DistributedTargetInvocationEncoder {
     /// The call as it travels: the substitutions, then the arguments, in one sequence,
     /// with the shared memory they refer to.
     func envelope() throws -> Envelope {
-        let sequence = CompactSequenceEncoder(userInfo: Envelope.userInfo(system), attachments: attachments)
+        let sequence = CompactSequenceEncoder(userInfoEntry: Envelope.userInfoEntry(system), attachments: attachments)
         try sequence.append(substitutions)
         for argument in arguments { try sequence.append(argument) }
         return Envelope(payload: sequence.finish(), attachments: attachments.storages)
@@ -54,7 +54,7 @@ public final class KapselInvocationDecoder: DistributedTargetInvocationDecoder {
     private let arguments: CompactSequenceDecoder
 
     init(_ envelope: Envelope, system: KapselActorSystem) throws {
-        arguments = try CompactSequenceDecoder(envelope.payload, userInfo: Envelope.userInfo(system), attachments: envelope.attachmentReader)
+        arguments = try CompactSequenceDecoder(envelope.payload, userInfoEntry: Envelope.userInfoEntry(system), attachments: envelope.attachmentReader)
         substitutions = try arguments.next([String].self)
     }
 

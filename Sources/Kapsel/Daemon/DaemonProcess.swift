@@ -77,8 +77,19 @@ final class DaemonConnector: Sendable {
         self.descriptors = configuration.descriptorChannel.map { DescriptorChannel(socket: $0) }
     }
 
-    /// One attempt to connect.
-    func connect() -> EventLoopFuture<any Channel> {
+    /// One attempt to connect: over a Unix socket without NIO (`LocalHostConnection`),
+    /// over TCP and TLS with it.
+    func connect() -> EventLoopFuture<Void> {
+        let onExit: @Sendable (DaemonExitCode, String?) -> Void = { code, message in DaemonProcess.exit(code, message) }
+        if address.transport == .unix {
+            let loop = group.next()
+            return loop.makeCompletedFuture {
+                try LocalHostConnection.connect(
+                    path: address.host, configuration: configuration, registry: registry, descriptors: descriptors, timerLoop: loop,
+                    onExit: onExit, onHostLost: { self.hostLost($0) }
+                )
+            }
+        }
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(10))
             .channelInitializer { [self] channel in
@@ -88,14 +99,11 @@ final class DaemonConnector: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
                     try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(
                         configuration: configuration, registry: registry, descriptors: descriptors, tlsMismatch: tls?.mismatch,
-                        onExit: { code, message in DaemonProcess.exit(code, message) }, onHostLost: { self.hostLost($0) }
+                        onExit: onExit, onHostLost: { self.hostLost($0) }
                     ))
                 }
             }
-        return switch address.transport {
-        case .unix: bootstrap.connect(unixDomainSocketPath: address.host)
-        case .tcp, .tls: bootstrap.connect(host: address.host, port: address.port)
-        }
+        return bootstrap.connect(host: address.host, port: address.port).map { _ in }
     }
 
     /// The connection to the host broke (`reason`): exit, or wait for the host.

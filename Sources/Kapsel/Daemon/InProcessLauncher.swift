@@ -4,7 +4,7 @@ import NIOPosix
 import Synchronization
 
 /// Starts a pool's daemons inside the host (`DaemonOptions.Launch.inProcess`): each is
-/// the daemon side of a connection — the same handler, job runner and actor host a daemon
+/// the daemon side of a connection — the same session, job runner and actor host a daemon
 /// process runs — connected to the pool over its private socket, so jobs, `everywhere`,
 /// `map`, prefetch and actors behave as they do in daemons, errors included.
 ///
@@ -26,19 +26,13 @@ struct InProcessLauncher: SlotLauncher {
         )
         // A registry per daemon: each keeps its own actors, as a daemon process does.
         let registry = DaemonRegistry(jobs: types.jobs, actors: types.actors)
-        let connecting = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, handshakeFrames: 2)))
-                    // Where a daemon process would exit, this one closes its connection.
-                    try channel.pipeline.syncOperations.addHandler(DaemonConnectionHandler(
-                        configuration: configuration, registry: registry, descriptors: nil, tlsMismatch: nil,
-                        onExit: { _, _ in channel.close(promise: nil) }, onHostLost: { _ in channel.close(promise: nil) }
-                    ))
-                }
-            }
-            .connect(unixDomainSocketPath: url.host)
-        connecting.whenFailure { error in
+        do {
+            // Where a daemon process would exit, this one's connection just ends.
+            try LocalHostConnection.connect(
+                path: url.host, configuration: configuration, registry: registry, descriptors: nil,
+                timerLoop: MultiThreadedEventLoopGroup.singleton.next(), onExit: { _, _ in }, onHostLost: { _ in }
+            )
+        } catch {
             dispatcher.perform { $0.launchFailed(slot: slot, instance: instance, reason: "an in-process daemon cannot connect to \(url): \(error)") }
         }
     }

@@ -1,18 +1,23 @@
 import NIOCore
+import Synchronization
 
 /// Decides when a daemon retires (`DaemonLifetime`): counts its jobs, watches the clock
-/// and how long it has been idle, and tells the host once. Confined to the connection's
-/// event loop.
-final class LifetimeMonitor {
+/// and how long it has been idle, and tells the host once. Jobs finish on any thread and
+/// the checks run on a timer loop: the counts are behind a lock.
+final class LifetimeMonitor: Sendable {
+    private struct State: ~Copyable {
+        var jobsDone = 0
+        var lastActivity = NIODeadline.now()
+        /// Why the daemon retires, once it has said so.
+        var retiring: DaemonExitCode?
+        var task: RepeatedTask?
+        var isIdle: @Sendable () -> Bool = { false }
+        var announce: @Sendable (DaemonExitCode) -> Void = { _ in }
+    }
+
     private let lifetime: DaemonLifetime
     private let started = NIODeadline.now()
-    private var jobsDone = 0
-    private var lastActivity = NIODeadline.now()
-    /// Why the daemon retires, once it has said so.
-    private(set) var retiring: DaemonExitCode?
-    private var task: RepeatedTask?
-    private var isIdle: () -> Bool = { false }
-    private var announce: (DaemonExitCode) -> Void = { _ in }
+    private let state = Mutex(State())
 
     init(_ lifetime: DaemonLifetime) {
         self.lifetime = lifetime
@@ -20,35 +25,41 @@ final class LifetimeMonitor {
 
     /// Starts watching on `loop`: `isIdle` says whether the daemon has neither a job nor
     /// an actor; `announce` tells the host the daemon retires.
-    func start(on loop: any EventLoop, isIdle: @escaping () -> Bool, announce: @escaping (DaemonExitCode) -> Void) {
-        self.isIdle = isIdle
-        self.announce = announce
+    func start(on loop: any EventLoop, isIdle: @escaping @Sendable () -> Bool, announce: @escaping @Sendable (DaemonExitCode) -> Void) {
         let shortest = [lifetime.idleTime, lifetime.wallTime].compactMap { $0 }.min() ?? .seconds(1)
         let period = TimeAmount(min(max(shortest / 4, .milliseconds(10)), .seconds(1)))
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        task = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in bound.value.check() }
+        let task = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in check() }
+        state.withLock { state in
+            state.isIdle = isIdle
+            state.announce = announce
+            state.task = task
+        }
     }
 
     /// A job arrived.
     func jobArrived() {
-        lastActivity = .now()
+        state.withLock { $0.lastActivity = .now() }
     }
 
     /// A job finished.
     func jobFinished() {
-        jobsDone += 1
-        lastActivity = .now()
+        state.withLock { state in
+            state.jobsDone += 1
+            state.lastActivity = .now()
+        }
         check()
     }
 
     /// Stops watching (the connection closed).
     func stop() {
-        task?.cancel()
-        task = nil
+        state.withLock { $0.task.take() }?.cancel()
     }
 
     private func check() {
-        guard retiring == nil else { return }
+        let (jobsDone, lastActivity, isIdle) = state.withLock { state -> (Int, NIODeadline, (@Sendable () -> Bool)?) in
+            (state.jobsDone, state.lastActivity, state.retiring == nil ? state.isIdle : nil)
+        }
+        guard let isIdle else { return }
         let now = NIODeadline.now()
         let code: DaemonExitCode? = if let maxJobs = lifetime.maxJobs, jobsDone >= maxJobs {
             .maxJobs
@@ -60,7 +71,12 @@ final class LifetimeMonitor {
             nil
         }
         guard let code else { return }
-        retiring = code
+        let announce = state.withLock { state -> (@Sendable (DaemonExitCode) -> Void)? in
+            guard state.retiring == nil else { return nil }
+            state.retiring = code
+            return state.announce
+        }
+        guard let announce else { return }
         stop()
         announce(code)
     }

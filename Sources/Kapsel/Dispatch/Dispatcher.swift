@@ -50,12 +50,26 @@ final class Dispatcher: Sendable {
             if state.awaitsDrain { actions += state.drainedActions() }
             for action in actions {
                 switch action {
-                case .send(let link, let message): link.enqueue(message)
+                case .send(let link, let message), .queue(let link, let message): link.enqueue(message)
                 case .close(let link): link.enqueueClose()
                 default: break
                 }
             }
             return actions
+        }
+        // What goes to daemons first, each link written once, then the rest (resolving
+        // handles runs their waiters' code): a daemon gets its next jobs before the
+        // answers that freed it are handed out.
+        var flushed: [any DaemonLink] = []
+        for action in actions {
+            switch action {
+            case .send(let link, _), .close(let link):
+                guard !flushed.contains(where: { $0 === link }) else { continue }
+                flushed.append(link)
+                link.flush()
+            default:
+                continue
+            }
         }
         for action in actions { execute(action) }
     }
@@ -89,8 +103,9 @@ final class Dispatcher: Sendable {
 
     private func execute(_ action: DispatcherAction) {
         switch action {
-        case .send(let link, _), .close(let link):
-            link.flush()
+        case .send, .queue, .close:
+            // Written before the other actions (`perform`), or with the link's next write.
+            break
         case .resolve(let resolver, let outcome):
             if resolver.resolve(outcome) {
                 resolutions.add(1, ordering: .relaxed)

@@ -6,6 +6,10 @@ import KapselWire
 enum DispatcherAction {
     /// Send a message (with the shared memory its envelope carries) to a daemon.
     case send(any DaemonLink, OutgoingMessage)
+    /// Queue a job for a daemon busy with earlier ones: it goes out with the link's next
+    /// write, at the latest when the daemon's next answer is read (the reader writes what
+    /// waits then), so a burst of submissions to a busy daemon costs one write, not one each.
+    case queue(any DaemonLink, OutgoingMessage)
     /// Close a daemon connection, after what was sent to it before.
     case close(any DaemonLink)
     /// Resolve a job.

@@ -72,11 +72,12 @@ extension DispatcherState {
         for index in slots.indices where !jobs.waiting.isEmpty && slots[index].isOnline && slots[index].inFlight.isEmpty {
             actions += dispatch(index, upTo: 1)
         }
-        var full = Set<Int>()
-        while !jobs.waiting.isEmpty, let index = leastLoadedOnlineSlot(excluding: full) {
+        while !jobs.waiting.isEmpty, let index = leastLoadedSlotWithRoom() {
             let before = slots[index].inFlight.count
             actions += dispatch(index, upTo: before + 1)
-            if slots[index].inFlight.count == before { full.insert(index) }
+            // The next job may not go ahead of a running one (a time limit, an actor
+            // call): it waits for an idle daemon, and the jobs behind it with it.
+            if slots[index].inFlight.count == before { break }
         }
         return actions
     }
@@ -87,9 +88,13 @@ extension DispatcherState {
     /// it starts).
     private mutating func unparkForWaitingJobs() -> [DispatcherAction] {
         guard phase == .running else { return [] }
-        let parked = slots.all.count(where: \.isParked)
+        var parked = 0
+        var ready = 0
+        for index in slots.indices {
+            if slots[index].isParked { parked += 1 }
+            if slots[index].isStarting || slots[index].isIdle { ready += 1 }
+        }
         guard parked > 0 else { return [] }
-        let ready = slots.all.count { $0.isStarting || $0.isIdle }
         var wanted = scaling.launches(waiting: jobs.waiting.count, ready: ready, parked: parked)
         var actions: [DispatcherAction] = []
         for index in slots.indices where slots[index].isParked {
@@ -117,6 +122,9 @@ extension DispatcherState {
             if reportsStarts, record.attempts == 1 { actions.append(.observe(.started(record.resolver))) }
             if let call = record.call {
                 actions.append(.send(link, .call(callID: id, kind: .invoke, actor: call.actor.wire, name: call.target, record.envelope)))
+            } else if slots[index].inFlight.count > 1 {
+                // Behind a job the daemon has: written with the link's next write.
+                actions.append(.queue(link, .run(requestID: id, jobType: record.jobType, record.envelope)))
             } else {
                 actions.append(.send(link, .run(requestID: id, jobType: record.jobType, record.envelope)))
             }
@@ -125,11 +133,12 @@ extension DispatcherState {
         return actions
     }
 
-    /// The first of the online slots outside `full` that holds the fewest jobs (no array
-    /// built: this runs on every submission).
-    private func leastLoadedOnlineSlot(excluding full: Set<Int>) -> Int? {
+    /// The online slot holding the fewest jobs among those whose pace allows one more
+    /// (the first of them on a tie); nil when none does. No array is built: this runs on
+    /// every submission.
+    private func leastLoadedSlotWithRoom() -> Int? {
         var least: Int?
-        for index in slots.indices where slots[index].isOnline && !full.contains(index) {
+        for index in slots.indices where slots[index].acceptsWork && slots[index].inFlight.count < slots[index].pace.depth {
             if least.map({ slots[index].inFlight.count < slots[$0].inFlight.count }) ?? true { least = index }
         }
         return least

@@ -96,7 +96,7 @@ public final class Daemons: Sendable {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
                 HostConnectionHandler(
                     dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat,
-                    directWrites: address.transport == .unix
+                    isLocal: address.transport == .unix
                 )
             }
         } catch {

@@ -2,10 +2,18 @@ import KapselSharedMemory
 import KapselWire
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One connection on the host's socket, at the end of its pipeline (frame decoder →
-/// frame encoder → this): it feeds what happens to a `HostConnectionState` and carries
-/// out the actions it returns — frames through the connection's one `ConnectionWriter`,
-/// an admitted daemon's answers to the dispatcher.
+/// this): it feeds what happens to a `HostConnectionState` and carries out the actions it
+/// returns — frames through the connection's one `ConnectionWriter`, an admitted daemon's
+/// answers to the dispatcher.
+///
+/// A local connection (a Unix socket) leaves NIO once its hello has proved the secret: a
+/// `LocalDaemonConnection` takes it over, with the state machine, and reads it on a thread
+/// of its own. Connections over TCP and TLS stay here for their whole life.
 final class HostConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = WireMessage
 
@@ -15,18 +23,20 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private let dispatcher: Dispatcher
     private let limits: WireLimits
     private let heartbeatSettings: HeartbeatSettings?
-    private let directWrites: Bool
+    private let isLocal: Bool
     private var state: HostConnectionState
     private var writer: ConnectionWriter?
     private var handshakeTimer: Scheduled<Void>?
     private var heartbeat: HeartbeatMonitor?
+    /// Set once a `LocalDaemonConnection` has taken the connection over.
+    private var handedOver = false
 
     /// `heartbeat`: settings for connections over TCP, where a daemon can vanish
     /// without its connection closing.
-    /// `directWrites`: the connection is local (a Unix socket), and senders write its socket
-    /// themselves (`DirectSocketWriter`).
-    init(dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil, directWrites: Bool = false) {
-        self.directWrites = directWrites
+    /// `isLocal`: the connection is local (a Unix socket): senders write its socket
+    /// themselves (`SocketWriter`), and once authenticated it is read on a thread of its own.
+    init(dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil, isLocal: Bool = false) {
+        self.isLocal = isLocal
         self.dispatcher = dispatcher
         self.limits = limits
         self.heartbeatSettings = heartbeat
@@ -34,12 +44,13 @@ final class HostConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        writer = ConnectionWriter(channel: context.channel, direct: directWrites)
+        writer = ConnectionWriter(channel: context.channel, direct: isLocal)
         run(state.connected(nonce: randomNonce()), context: context)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !handedOver else { return }
         heartbeat?.heard()
         writer?.holdFlushes()
         let message = unwrapInboundIn(data)
@@ -53,11 +64,18 @@ final class HostConnectionHandler: ChannelInboundHandler {
     /// What was written while the burst was read (the next jobs for the daemons whose
     /// results came in) goes out together.
     func channelReadComplete(context: ChannelHandlerContext) {
+        guard !handedOver else {
+            context.fireChannelReadComplete()
+            return
+        }
+        // What waits for this daemon (jobs queued behind the ones it had) goes now.
+        writer?.flush()
         writer?.releaseFlushes()
         context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !handedOver else { return }
         run(state.failed(String(describing: error), isViolation: error is WireError || error is SharedMemoryError), context: context)
     }
 
@@ -67,8 +85,10 @@ final class HostConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        run(state.closed(), context: context)
-        writer?.connectionClosed()
+        if !handedOver {
+            run(state.closed(), context: context)
+            writer?.connectionClosed()
+        }
         context.fireChannelInactive()
     }
 
@@ -86,6 +106,8 @@ final class HostConnectionHandler: ChannelInboundHandler {
             case .cancelHandshakeTimer:
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
+            case .admit(let hello, let hostProof) where isLocal:
+                handOver(hello, hostProof: hostProof, context: context)
             case .admit(let hello, let hostProof):
                 admit(hello, hostProof: hostProof, context: context)
             case .recordRejection(let reason):
@@ -118,22 +140,29 @@ final class HostConnectionHandler: ChannelInboundHandler {
     /// connection gets the carrier for its shared memory and the dispatcher's welcome.
     private func admit(_ hello: Hello, hostProof: [UInt8], context: ChannelHandlerContext) {
         guard let writer else { return }
-        let limits = self.limits
-        var admission = DispatcherState.Admission.refused("not admitted")
-        dispatcher.perform { state in
-            let (decision, actions) = state.daemonAuthenticated(token: hello.token, pid: hello.pid, batchJob: hello.batchJob.isEmpty ? nil : hello.batchJob, connect: { descriptors in
-                writer.install(makeCarrier(writer: writer, descriptors: descriptors, limits: limits))
-                return writer
-            }, welcome: { index, instance in
-                .welcome(Welcome(daemonIndex: UInt32(index), instance: UInt32(instance), proof: hostProof))
-            })
-            admission = decision
-            return actions
-        }
-        switch admission {
+        switch dispatcher.admit(hello, hostProof: hostProof, writer: writer, limits: limits) {
         case .accepted(let slot, let instance): run(state.admitted(slot: slot, instance: instance), context: context)
         case .refused(let reason): run(state.refused(reason), context: context)
         }
+    }
+
+    /// A local daemon proved it knows the secret: its connection leaves NIO before anything
+    /// more is written on it (the welcome, its first jobs), and a `LocalDaemonConnection`
+    /// admits it and reads it from now on. NIO lets go of its descriptor; the socket stays
+    /// open through the duplicate the new reader owns.
+    private func handOver(_ hello: Hello, hostProof: [UInt8], context: ChannelHandlerContext) {
+        guard let writer,
+              let socket = try? context.channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self, { fcntl($0, F_DUPFD_CLOEXEC, 0) }),
+              socket >= 0
+        else {
+            run(state.violation("cannot take the connection off the event loop: \(String(cString: strerror(errno)))"), context: context)
+            return
+        }
+        handedOver = true
+        // NIO's read burst ends here: nothing it held back waits for its end any more.
+        writer.releaseFlushes()
+        context.close(promise: nil)
+        LocalDaemonConnection(state: state, descriptor: socket, writer: writer, dispatcher: dispatcher, limits: limits).admit(hello, hostProof: hostProof)
     }
 
     /// Hands an admitted daemon's message to the dispatcher, or to the carrier when it
@@ -141,35 +170,9 @@ final class HostConnectionHandler: ChannelInboundHandler {
     private func deliver(_ message: WireMessage, slot: Int, instance: Int, context: ChannelHandlerContext) {
         guard let carrier = writer?.attachmentCarrier else { return }
         do {
-            switch message {
-            case .result(let result):
-                let completion = Completion(result.outcome, attachments: try carrier.receiveAttachments(result.attachments, tag: result.requestID))
-                let now = ContinuousClock.now
-                dispatcher.perform { $0.jobFinished(slot: slot, instance: instance, requestID: result.requestID, completion: completion, at: now) }
-            case .callResult(let result):
-                let completion = Completion(result.outcome, attachments: try carrier.receiveAttachments(result.attachments, tag: result.requestID))
-                let now = ContinuousClock.now
-                dispatcher.perform { $0.callFinished(slot: slot, instance: instance, requestID: result.requestID, completion: completion, at: now) }
-            case .actorCount(let count):
-                dispatcher.perform { state in
-                    state.actorCountReported(slot: slot, instance: instance, count: Int(count))
-                    return []
-                }
-            case .retiring(let exitCode):
-                dispatcher.perform { $0.daemonRetiring(slot: slot, instance: instance, exitCode: exitCode) }
-            case .attachmentChunk(let chunk):
-                try carrier.received(chunk)
-            case .released(let tokens):
-                carrier.peerReleased(tokens)
-            case .releasesWanted:
-                carrier.peerWantsReleases()
-            case .forget(let names):
-                carrier.peerForgot(names)
-            default:
-                break
-            }
+            try dispatcher.deliver(CollectionOfOne(message), slot: slot, instance: instance, carrier: carrier)
         } catch {
-            run(state.violation("cannot receive the shared memory of a \(message.kindName) message: \(error)"), context: context)
+            run(state.violation(String(describing: error)), context: context)
         }
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// How often heartbeats go on a connection, and how long silence may last before the
 /// peer counts as gone (a killed machine, a cut link, a half-open TCP connection).
@@ -27,43 +28,49 @@ public struct HeartbeatSettings: Sendable, Hashable {
     }
 }
 
-/// Heartbeats on one connection, confined to its event loop: `beat` sends one every
-/// `interval`, and `onSilence` runs once nothing has arrived for `timeout`.
-final class HeartbeatMonitor {
+/// Heartbeats on one connection: `beat` sends one every `interval` from the connection's
+/// loop, and `onSilence` runs once nothing has arrived for `timeout`. Whatever reads the
+/// connection says when something arrived (`heard`), from its own thread.
+final class HeartbeatMonitor: Sendable {
     private let settings: HeartbeatSettings
-    private var lastHeard = NIODeadline.now()
-    private var task: RepeatedTask?
+    /// When something last arrived, in `NIODeadline` nanoseconds.
+    private let lastHeard = Atomic<Int64>(NIODeadline.now().uptimeNanoseconds.clampedToInt64)
+    private let task = Mutex<RepeatedTask?>(nil)
 
     init(_ settings: HeartbeatSettings) {
         self.settings = settings
     }
 
-    /// Starts beating on `loop`, the connection's.
-    func start(on loop: any EventLoop, beat: @escaping () -> Void, onSilence: @escaping () -> Void) {
-        lastHeard = .now()
-        let bound = NIOLoopBound((monitor: self, beat: beat, onSilence: onSilence), eventLoop: loop)
+    /// Starts beating on `loop`.
+    func start(on loop: any EventLoop, beat: @escaping @Sendable () -> Void, onSilence: @escaping @Sendable () -> Void) {
+        heard()
         let interval = TimeAmount(settings.interval)
-        task = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
-            let (monitor, beat, onSilence) = bound.value
-            if NIODeadline.now() - monitor.lastHeard > TimeAmount(monitor.settings.timeout) {
+        let timeout = TimeAmount(settings.timeout).nanoseconds
+        let repeated = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] task in
+            if NIODeadline.now().uptimeNanoseconds.clampedToInt64 - lastHeard.load(ordering: .relaxed) > timeout {
                 task.cancel()
                 onSilence()
             } else {
                 beat()
             }
         }
+        self.task.withLock { $0 = repeated }
     }
 
     /// Something arrived from the peer.
     func heard() {
-        lastHeard = .now()
+        lastHeard.store(NIODeadline.now().uptimeNanoseconds.clampedToInt64, ordering: .relaxed)
     }
 
     /// Stops beating (the connection closed).
     func stop() {
-        task?.cancel()
-        task = nil
+        task.withLock { $0.take() }?.cancel()
     }
+}
+
+extension UInt64 {
+    /// The value as an `Int64`, at most `Int64.max`.
+    fileprivate var clampedToInt64: Int64 { Int64(clamping: self) }
 }
 
 extension Duration {

@@ -21,9 +21,9 @@ import Synchronization
 /// together. A daemon never holds its results: one held while the next job runs would be
 /// lost if that job crashed the daemon, and the host would blame the wrong job.
 ///
-/// On the host's end of a local connection (a Unix socket) the frames are not handed to
-/// the loop at all: the sending thread writes them on the socket (`DirectSocketWriter`),
-/// and the loop only reads.
+/// On a local connection (a Unix socket) the frames are not handed to a loop at all: the
+/// sending thread writes them on the socket (`SocketWriter`), and what the read burst
+/// holds back goes out in one call at its end.
 ///
 /// As the host's end of a daemon connection it is the dispatcher's `DaemonLink`.
 final class ConnectionWriter: DaemonLink {
@@ -52,7 +52,9 @@ final class ConnectionWriter: DaemonLink {
         var flushWanted = false
     }
 
-    private let channel: any Channel
+    /// The NIO channel whose loop writes the frames, or (with `direct`) whose socket the
+    /// sending threads write; nil for a connection NIO never had.
+    private let channel: (any Channel)?
     private let encoder = FrameEncoder()
     private let outbox = OrderedOutbox<Item>()
     private let ready = Mutex(Ready())
@@ -61,17 +63,42 @@ final class ConnectionWriter: DaemonLink {
     private let carrier = Mutex<(any AttachmentCarrier)?>(nil)
 
     /// Writes the socket from the sending thread, when the connection is local.
-    private let direct: DirectSocketWriter?
+    private let direct: SocketWriter?
+    /// What a local connection does when a request's shared memory cannot be carried:
+    /// the connection is broken (NIO's connections fire the error down their pipeline).
+    private let failureHandler = Mutex<(@Sendable (any Error) -> Void)?>(nil)
+
+    /// The loop for the connection's timers and for what is sent from it later
+    /// (`sendSoon`): the channel's, or one given for a connection NIO does not run.
+    let eventLoop: any EventLoop
 
     /// A writer for `channel`; with `direct` (a local connection, created on its loop),
-    /// frames are written on the socket by the thread that sends them (`DirectSocketWriter`).
+    /// frames are written on the socket by the thread that sends them (`SocketWriter`, on a
+    /// duplicate of the channel's descriptor).
     init(channel: any Channel, direct: Bool = false) {
         self.channel = channel
-        self.direct = direct ? DirectSocketWriter.make(for: channel) : nil
+        self.eventLoop = channel.eventLoop
+        self.direct = direct ? Self.duplicateSocket(of: channel).flatMap { SocketWriter(duplicating: $0) } : nil
     }
 
-    /// The connection's event loop.
-    var eventLoop: any EventLoop { channel.eventLoop }
+    /// A writer for a local connection with no NIO channel: `socket` writes it, and
+    /// `eventLoop` runs its timers.
+    init(socket: SocketWriter, eventLoop: any EventLoop) {
+        self.channel = nil
+        self.eventLoop = eventLoop
+        self.direct = socket
+    }
+
+    /// The descriptor of `channel`'s socket (called on its loop).
+    private static func duplicateSocket(of channel: any Channel) -> Int32? {
+        try? channel.pipeline.syncOperations.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self) { $0 }
+    }
+
+    /// From now on, a request whose shared memory cannot be carried breaks the
+    /// connection through `handler` (a local connection, read by a `SocketReader`).
+    func onFailure(_ handler: @escaping @Sendable (any Error) -> Void) {
+        failureHandler.withLock { $0 = handler }
+    }
 
     /// From now on shared memory goes through `carrier`.
     func install(_ carrier: any AttachmentCarrier) {
@@ -103,7 +130,7 @@ final class ConnectionWriter: DaemonLink {
     /// may hold locks of their own (a dropped slot's release, a pool that waits).
     func sendSoon(_ message: WireMessage) {
         enqueue(.plain(message))
-        channel.eventLoop.execute { self.flush() }
+        eventLoop.execute { self.flush() }
     }
 
     /// Queues the end of the connection and writes what is queued before it.
@@ -125,6 +152,9 @@ final class ConnectionWriter: DaemonLink {
                 hand(over: [], then: .close)
             }
         }
+        // A local connection's socket gets what one flush handed over in one write (a
+        // flush that found another under way leaves it to that one, which writes last).
+        if let direct, !ready.withLock({ $0.holding }) { direct.releaseHeld() }
     }
 
     private func carry(_ message: OutgoingMessage) -> CarriedMessage? {
@@ -136,7 +166,12 @@ final class ConnectionWriter: DaemonLink {
             return try carrier.carry(message)
         } catch {
             if let failed = message.undeliverable(because: error), let carried = try? carrier.carry(failed) { return carried }
-            channel.pipeline.fireErrorCaught(SharedMemoryError("cannot pass shared memory to the peer: \(error)"))
+            let failure = SharedMemoryError("cannot pass shared memory to the peer: \(error)")
+            if let handler = failureHandler.withLock({ $0 }) {
+                handler(failure)
+            } else {
+                channel?.pipeline.fireErrorCaught(failure)
+            }
             return nil
         }
     }
@@ -148,13 +183,14 @@ final class ConnectionWriter: DaemonLink {
     /// it and room on the connection, a lone message is written at once.
     private func hand(over ahead: [Frame], then last: Frame) {
         if let direct {
-            direct.write(ahead + [last], hold: ready.withLock { $0.holding })
+            direct.write(ahead, then: last, hold: true)
             return
         }
+        guard let channel else { return }
         if channel.eventLoop.inEventLoop {
             if ahead.isEmpty, case .message(let message) = last, channel.isWritable, ready.withLock({ $0.frames.isEmpty }) {
-                write(message)
-                flushUnlessHeld()
+                write(message, on: channel)
+                flushUnlessHeld(on: channel)
                 return
             }
             let waiting = ready.withLock { ready in
@@ -163,7 +199,7 @@ final class ConnectionWriter: DaemonLink {
                 return ready.scheduled
             }
             // Frames handed over from other threads go first, with the rest.
-            if !waiting { write() }
+            if !waiting { write(on: channel) }
         } else {
             let schedule = ready.withLock { ready in
                 if !ahead.isEmpty { ready.frames.append(contentsOf: ahead) }
@@ -177,25 +213,25 @@ final class ConnectionWriter: DaemonLink {
 
     private func writeScheduled() {
         ready.withLock { $0.scheduled = false }
-        write()
+        if let channel { write(on: channel) }
     }
 
     /// The connection can take more again (from the handler's `channelWritabilityChanged`).
     func writabilityChanged() {
-        if channel.isWritable { write() }
+        if let channel, direct == nil, channel.isWritable { write(on: channel) }
     }
 
     /// Writes ready frames while the connection takes them, then flushes (on the loop).
-    private func write() {
+    private func write(on channel: any Channel) {
         var wrote = false
         while channel.isWritable, let frame = nextFrame() {
             switch frame {
             case .message(let message):
-                write(message)
+                write(message, on: channel)
                 wrote = true
             case .chunks(let tag, let index, let storage, let offset):
                 // A big frame goes out at once rather than piling up behind others.
-                write(Self.chunk(tag: tag, index: index, storage: storage, offset: offset, allocator: channel.allocator))
+                write(Self.chunk(tag: tag, index: index, storage: storage, offset: offset, allocator: channel.allocator), on: channel)
                 channel.flush()
             case .close:
                 channel.flush()
@@ -203,7 +239,7 @@ final class ConnectionWriter: DaemonLink {
                 return
             }
         }
-        if wrote { flushUnlessHeld() }
+        if wrote { flushUnlessHeld(on: channel) }
     }
 
     // MARK: Read bursts, on the loop
@@ -223,12 +259,12 @@ final class ConnectionWriter: DaemonLink {
         if let direct {
             direct.releaseHeld()
         } else if wanted {
-            channel.flush()
+            channel?.flush()
         }
     }
 
     /// Flushes what was written, or leaves it for the end of the read burst.
-    private func flushUnlessHeld() {
+    private func flushUnlessHeld(on channel: any Channel) {
         let now = ready.withLock { ready in
             if ready.holding { ready.flushWanted = true }
             return !ready.holding
@@ -237,7 +273,7 @@ final class ConnectionWriter: DaemonLink {
     }
 
     /// Writes `message`'s frame, unflushed (on the loop).
-    private func write(_ message: WireMessage) {
+    private func write(_ message: WireMessage, on channel: any Channel) {
         let (head, payload) = encoder.encode(message, allocator: channel.allocator)
         channel.write(head, promise: nil)
         if let payload { channel.write(payload, promise: nil) }
@@ -274,6 +310,7 @@ final class ConnectionWriter: DaemonLink {
     /// The connection closed: what was not written is dropped.
     func connectionClosed() {
         ready.withLock { $0.frames.removeAll() }
+        failureHandler.withLock { $0 = nil }
         direct?.connectionClosed()
         attachmentCarrier?.connectionClosed()
     }
@@ -283,7 +320,7 @@ final class ConnectionWriter: DaemonLink {
     }
 
     var peerAddress: String? {
-        guard let address = channel.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
+        guard let address = channel?.remoteAddress, let ip = address.ipAddress, let port = address.port else { return nil }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }

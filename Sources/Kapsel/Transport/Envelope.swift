@@ -30,13 +30,13 @@ struct Envelope: Sendable {
     /// Actor references are encoded through `actorSystem`.
     init<T: Encodable>(encoding value: T, inlineLimit: Int, actorSystem: KapselActorSystem?) throws {
         let writer = SharedAttachmentWriter(inlineLimit: inlineLimit)
-        payload = try CompactEncoder(userInfo: Self.userInfo(actorSystem)).encode(value, attachments: writer)
+        payload = try CompactEncoder(userInfoEntry: Self.userInfoEntry(actorSystem)).encode(value, attachments: writer)
         attachments = writer.storages
     }
 
     /// The value, read where its shared memory lies.
     func decode<T: Decodable>(_ type: T.Type, actorSystem: KapselActorSystem?) throws -> T {
-        try CompactDecoder(userInfo: Self.userInfo(actorSystem)).decode(type, from: payload, attachments: attachmentReader)
+        try CompactDecoder(userInfoEntry: Self.userInfoEntry(actorSystem)).decode(type, from: payload, attachments: attachmentReader)
     }
 
     /// What a decoder reads the attachments through (nil when there are none).
@@ -44,8 +44,8 @@ struct Envelope: Sendable {
         attachments.isEmpty ? nil : SharedAttachmentReader(storages: attachments)
     }
 
-    static func userInfo(_ actorSystem: KapselActorSystem?) -> [CodingUserInfoKey: any Sendable] {
-        guard let actorSystem else { return [:] }
-        return [.actorSystemKey: actorSystem]
+    /// What values that refer to actors find in their coder's user info: the actor system.
+    static func userInfoEntry(_ actorSystem: KapselActorSystem?) -> UserInfoEntry? {
+        actorSystem.map { UserInfoEntry(.actorSystemKey, $0) }
     }
 }

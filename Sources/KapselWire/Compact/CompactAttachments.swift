@@ -29,12 +29,43 @@ extension CodingUserInfoKey {
 }
 
 /// The user info nested encoders or decoders see: `base`, plus `attachments` under
-/// `attachmentKey` when there are any. Empty (no allocation) when both are.
-func makeUserInfo(_ base: [CodingUserInfoKey: any Sendable], attachmentKey: CodingUserInfoKey, _ attachments: AnyObject?) -> [CodingUserInfoKey: Any] {
-    guard attachments != nil || !base.isEmpty else { return [:] }
-    var info: [CodingUserInfoKey: Any] = base
-    if let attachments { info[attachmentKey] = attachments }
-    return info
+/// `attachmentKey` when there are any. One per `encode` or `decode` call, shared by every
+/// nested coder, and built only when a value asks for it: most values never do, and a
+/// dictionary per message was a measurable share of a job's round trip.
+final class LazyUserInfo {
+    private let base: [CodingUserInfoKey: any Sendable]
+    private let entry: UserInfoEntry?
+    private let attachmentKey: CodingUserInfoKey
+    private let attachments: AnyObject?
+
+    init(_ base: [CodingUserInfoKey: any Sendable], entry: UserInfoEntry?, attachmentKey: CodingUserInfoKey, _ attachments: AnyObject?) {
+        self.base = base
+        self.entry = entry
+        self.attachmentKey = attachmentKey
+        self.attachments = attachments
+    }
+
+    /// The dictionary, made on first use.
+    private(set) lazy var dictionary: [CodingUserInfoKey: Any] = {
+        guard attachments != nil || entry != nil || !base.isEmpty else { return [:] }
+        var info: [CodingUserInfoKey: Any] = base
+        if let entry { info[entry.key] = entry.value }
+        if let attachments { info[attachmentKey] = attachments }
+        return info
+    }()
+}
+
+/// One entry of a coder's user info given on its own (`CompactEncoder.userInfoEntry`), so
+/// that a coder made per message needs no dictionary of its own.
+package struct UserInfoEntry: Sendable {
+    let key: CodingUserInfoKey
+    let value: any Sendable
+
+    /// `value` under `key`.
+    package init(_ key: CodingUserInfoKey, _ value: any Sendable) {
+        self.key = key
+        self.value = value
+    }
 }
 
 /// An encoded value that refers to an attachment instead of holding bytes.

@@ -10,11 +10,20 @@ public struct CompactDecoder: Sendable {
     public var userInfo: [CodingUserInfoKey: any Sendable]
     /// Bounds enforced on the input.
     public var limits: CompactLimits
+    /// One more value of `userInfo`, added only when a value looks.
+    package var userInfoEntry: UserInfoEntry?
 
     /// Creates a decoder.
     public init(userInfo: [CodingUserInfoKey: any Sendable] = [:], limits: CompactLimits = CompactLimits()) {
         self.userInfo = userInfo
         self.limits = limits
+    }
+
+    /// A decoder whose user info is `entry` alone, made only if a value asks for it.
+    package init(userInfoEntry entry: UserInfoEntry?, limits: CompactLimits = CompactLimits()) {
+        self.userInfo = [:]
+        self.limits = limits
+        self.userInfoEntry = entry
     }
 
     /// Decodes a `T` from the readable bytes of `buffer`, which must hold exactly one value.
@@ -25,7 +34,8 @@ public struct CompactDecoder: Sendable {
     /// Decodes a `T` whose large arrays (and attached memory) are in `attachments`.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, attachments: (any CompactAttachmentReader)?) throws -> T {
         let node = try CompactReader.read(buffer, limits: limits)
-        return try NodeDecoder(node: node, codingPath: [], baseUserInfo: userInfo, attachments: attachments).decodeValue(type)
+        let info = LazyUserInfo(userInfo, entry: userInfoEntry, attachmentKey: .compactAttachmentReader, attachments)
+        return try NodeDecoder(node: node, codingPath: [], info: info, attachments: attachments).decodeValue(type)
     }
 
     /// Decodes a `T` from `bytes`, which must hold exactly one value.
@@ -37,20 +47,18 @@ public struct CompactDecoder: Sendable {
 struct NodeDecoder: Decoder {
     let node: CompactValue
     let codingPath: [any CodingKey]
-    /// The decoder's user info, with the attachment reader: built once per `decode`
-    /// call and shared by every nested decoder.
-    let userInfo: [CodingUserInfoKey: Any]
+    /// The decoder's user info, with the attachment reader: one per `decode` call,
+    /// shared by every nested decoder.
+    let info: LazyUserInfo
     let attachments: (any CompactAttachmentReader)?
 
-    init(node: CompactValue, codingPath: [any CodingKey], baseUserInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentReader)?) {
-        self.init(node: node, codingPath: codingPath, userInfo: makeUserInfo(baseUserInfo, attachmentKey: .compactAttachmentReader, attachments), attachments: attachments)
-    }
+    var userInfo: [CodingUserInfoKey: Any] { info.dictionary }
 
-    /// A decoder sharing `userInfo` already built (with the attachment reader in it).
-    init(node: CompactValue, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: Any], attachments: (any CompactAttachmentReader)?) {
+    /// A decoder sharing `info` with the one that made it.
+    init(node: CompactValue, codingPath: [any CodingKey], info: LazyUserInfo, attachments: (any CompactAttachmentReader)?) {
         self.node = node
         self.codingPath = codingPath
-        self.userInfo = userInfo
+        self.info = info
         self.attachments = attachments
     }
 
@@ -62,12 +70,12 @@ struct NodeDecoder: Decoder {
     }
 
     func child(_ node: CompactValue, key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, codingPath: codingPath + [key], userInfo: userInfo, attachments: attachments)
+        NodeDecoder(node: node, codingPath: codingPath + [key], info: info, attachments: attachments)
     }
 
     /// A decoder of `node` at this one's coding path (for a part a fast path reads).
     func child(_ node: CompactValue) -> NodeDecoder {
-        NodeDecoder(node: node, codingPath: codingPath, userInfo: userInfo, attachments: attachments)
+        NodeDecoder(node: node, codingPath: codingPath, info: info, attachments: attachments)
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {

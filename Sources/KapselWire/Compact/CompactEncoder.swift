@@ -14,10 +14,18 @@ import NIOCore
 public struct CompactEncoder: Sendable {
     /// Values made available to `encode(to:)` implementations through `Encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable]
+    /// One more value of `userInfo`, added only when a value looks.
+    package var userInfoEntry: UserInfoEntry?
 
     /// Creates an encoder.
     public init(userInfo: [CodingUserInfoKey: any Sendable] = [:]) {
         self.userInfo = userInfo
+    }
+
+    /// An encoder whose user info is `entry` alone, made only if a value asks for it.
+    package init(userInfoEntry entry: UserInfoEntry?) {
+        self.userInfo = [:]
+        self.userInfoEntry = entry
     }
 
     /// Encodes `value` and returns the bytes in a new buffer.
@@ -41,20 +49,20 @@ public struct CompactEncoder: Sendable {
     }
 
     private func encode<T: Encodable>(_ value: T, attachments: (any CompactAttachmentWriter)?, into buffer: inout ByteBuffer) throws {
-        let node = try EncodingContext(userInfo: userInfo, attachments: attachments).node(for: value, codingPath: [])
+        let node = try EncodingContext(userInfo: userInfo, entry: userInfoEntry, attachments: attachments).node(for: value, codingPath: [])
         CompactWriter.write(node, into: &buffer)
     }
 }
 
 /// Shared by every encoder of one `encode` call.
 struct EncodingContext {
-    /// The encoder's user info, with the attachment writer: built once per `encode`
-    /// call and shared by every nested encoder.
-    let userInfo: [CodingUserInfoKey: Any]
+    /// The encoder's user info, with the attachment writer: one per `encode` call,
+    /// shared by every nested encoder.
+    let userInfo: LazyUserInfo
     let attachments: (any CompactAttachmentWriter)?
 
-    init(userInfo: [CodingUserInfoKey: any Sendable], attachments: (any CompactAttachmentWriter)?) {
-        self.userInfo = makeUserInfo(userInfo, attachmentKey: .compactAttachmentWriter, attachments)
+    init(userInfo: [CodingUserInfoKey: any Sendable], entry: UserInfoEntry? = nil, attachments: (any CompactAttachmentWriter)?) {
+        self.userInfo = LazyUserInfo(userInfo, entry: entry, attachmentKey: .compactAttachmentWriter, attachments)
         self.attachments = attachments
     }
 
@@ -153,7 +161,7 @@ struct NodeEncoder: Encoder {
     let codingPath: [any CodingKey]
     let context: EncodingContext
 
-    var userInfo: [CodingUserInfoKey: Any] { context.userInfo }
+    var userInfo: [CodingUserInfoKey: Any] { context.userInfo.dictionary }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         switch box.content {

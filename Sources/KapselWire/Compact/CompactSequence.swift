@@ -18,6 +18,11 @@ public final class CompactSequenceEncoder {
         context = EncodingContext(userInfo: userInfo, attachments: attachments)
     }
 
+    /// An encoder whose user info is `entry` alone, made only if a value asks for it.
+    package init(userInfoEntry entry: UserInfoEntry?, attachments: (any CompactAttachmentWriter)?) {
+        context = EncodingContext(userInfo: [:], entry: entry, attachments: attachments)
+    }
+
     /// Encodes `value` as the next element.
     public func append<T: Encodable>(_ value: T) throws {
         elements.append(try context.node(for: value, codingPath: [IndexKey(elements.count)]))
@@ -34,21 +39,32 @@ public final class CompactSequenceEncoder {
 /// Decodes, one after another, the values a `CompactSequenceEncoder` wrote.
 public final class CompactSequenceDecoder {
     private let elements: [CompactValue]
-    /// Built once for all the elements.
-    private let userInfo: [CodingUserInfoKey: Any]
+    /// Shared by all the elements.
+    private let info: LazyUserInfo
     private let attachments: (any CompactAttachmentReader)?
     private var position = 0
 
     /// Reads the array in `buffer`; throws if it is not a well-formed compact array.
-    public init(
+    public convenience init(
         _ buffer: ByteBuffer, userInfo: [CodingUserInfoKey: any Sendable] = [:],
         attachments: (any CompactAttachmentReader)? = nil, limits: CompactLimits = CompactLimits()
+    ) throws {
+        try self.init(buffer, userInfo: userInfo, entry: nil, attachments: attachments, limits: limits)
+    }
+
+    /// Reads the array in `buffer`, with `entry` alone as user info, made only if a value asks for it.
+    package convenience init(_ buffer: ByteBuffer, userInfoEntry entry: UserInfoEntry?, attachments: (any CompactAttachmentReader)?) throws {
+        try self.init(buffer, userInfo: [:], entry: entry, attachments: attachments, limits: CompactLimits())
+    }
+
+    private init(
+        _ buffer: ByteBuffer, userInfo: [CodingUserInfoKey: any Sendable], entry: UserInfoEntry?, attachments: (any CompactAttachmentReader)?, limits: CompactLimits
     ) throws {
         guard case .array(let elements) = try CompactReader.read(buffer, limits: limits) else {
             throw CompactFormatError("expected an array of values")
         }
         self.elements = elements
-        self.userInfo = makeUserInfo(userInfo, attachmentKey: .compactAttachmentReader, attachments)
+        self.info = LazyUserInfo(userInfo, entry: entry, attachmentKey: .compactAttachmentReader, attachments)
         self.attachments = attachments
     }
 
@@ -61,6 +77,6 @@ public final class CompactSequenceDecoder {
             throw DecodingError.valueNotFound(type, .init(codingPath: [], debugDescription: "only \(elements.count) values were sent"))
         }
         defer { position += 1 }
-        return try NodeDecoder(node: elements[position], codingPath: [IndexKey(position)], userInfo: userInfo, attachments: attachments).decodeValue(type)
+        return try NodeDecoder(node: elements[position], codingPath: [IndexKey(position)], info: info, attachments: attachments).decodeValue(type)
     }
 }
