@@ -15,6 +15,7 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #endif
 
 int kapsel_spawn(const char *path, char *const argv[], char *const envp[],
@@ -247,4 +248,37 @@ long kapsel_receive_with_fds(int socket, void *data, unsigned long capacity, int
         }
     }
     return received;
+}
+
+int kapsel_timer_create(void) {
+#ifdef __linux__
+    return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int kapsel_timer_set(int fd, unsigned long long nanoseconds) {
+#ifdef __linux__
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.it_value.tv_sec = (time_t)(nanoseconds / 1000000000ull);
+    spec.it_value.tv_nsec = (long)(nanoseconds % 1000000000ull);
+    return timerfd_settime(fd, 0, &spec, NULL);
+#else
+    (void)fd;
+    (void)nanoseconds;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int kapsel_timer_wait(int fd) {
+    unsigned long long expirations = 0;
+    ssize_t got;
+    do {
+        got = read(fd, &expirations, sizeof expirations);
+    } while (got < 0 && errno == EINTR);
+    return got == (ssize_t)sizeof expirations ? 0 : -1;
 }

@@ -1,51 +1,78 @@
+import DequeModule
 import Dispatch
 import Foundation
+import Kapsel
 import Synchronization
 
-/// The one thread that runs Python: it starts the interpreter and runs every request after,
-/// in the order they came.
+/// The one thread that runs Python: it starts the interpreter, and it is the executor of
+/// Python's actors (`PythonSession`, `PythonObject`), so their calls run here one after
+/// another, in the order they came, with one thread state and warm caches.
 ///
 /// One thread, always the same, because CPython keeps a thread state per OS thread: the
 /// thread that started the interpreter has one for good, and `PyGILState_Ensure` on it
-/// costs a counter. On threads that come and go (a dispatch queue's workers) every
-/// request made a thread state and its frame stack, and dropped them after: an `mmap`
-/// and a `munmap` per call (about 5 % of the interpreter thread's time in W9's calls).
-final class InterpreterThread: Sendable {
-    private let work = Mutex<[@Sendable () -> Void]>([])
-    private let ready = DispatchSemaphore(value: 0)
+/// costs a counter.
+final class InterpreterThread: TaskExecutor, Sendable {
+    /// Python's thread, for the life of the process (as the interpreter's).
+    static let shared = InterpreterThread(name: "kapsel.python")
 
-    /// Starts the thread, named `name`; it runs for the life of the process, as the
-    /// interpreter does.
-    init(name: String) {
-        let thread = Thread { [self] in runRequests() }
+    private enum Work: Sendable {
+        case closure(@Sendable () -> Void)
+        case job(UnownedJob)
+    }
+
+    private let work = Mutex<Deque<Work>>([])
+    private let ready = DispatchSemaphore(value: 0)
+    private let identity = Mutex<pthread_t?>(nil)
+
+    private init(name: String) {
+        let thread = Thread { [self] in serve() }
         thread.name = name
         thread.start()
     }
 
-    private func runRequests() -> Never {
+    private func serve() -> Never {
+        identity.withLock { $0 = pthread_self() }
         while true {
             ready.wait()
-            let next = work.withLock { $0.isEmpty ? nil : $0.removeFirst() }
-            next?()
+            guard let next = work.withLock({ $0.popFirst() }) else { continue }
+            switch next {
+            case .closure(let body): body()
+            case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+            }
         }
+    }
+
+    /// Whether the caller is this thread.
+    var isCurrent: Bool {
+        identity.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        push(.job(UnownedJob(job)))
     }
 
     /// Runs `body` on the thread after what is queued before it.
-    func async(_ body: @escaping @Sendable () -> Void) {
-        work.withLock { $0.append(body) }
-        ready.signal()
+    func submit(_ body: @escaping @Sendable () -> Void) {
+        push(.closure(body))
     }
 
-    /// Runs `body` on the thread and waits for its value.
-    func sync<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
-        let result = Mutex<T?>(nil)
+    /// Runs `body` on the thread and blocks the caller until it is done (start-up only:
+    /// never from the thread itself).
+    func runAndWait<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+        precondition(!isCurrent, "Python's thread cannot wait for itself")
         let done = DispatchSemaphore(value: 0)
-        async {
-            let value = body()
-            result.withLock { $0 = value }
+        let result = Mutex<Result<T, any Error>?>(nil)
+        submit {
+            let outcome = Result(catching: body)
+            result.withLock { $0 = outcome }
             done.signal()
         }
         done.wait()
-        return result.withLock { $0! }
+        return try result.withLock { $0! }.get()
+    }
+
+    private func push(_ item: Work) {
+        work.withLock { $0.append(item) }
+        ready.signal()
     }
 }

@@ -1,30 +1,39 @@
 /// The Python side of a Kapsel session, run once in the embedded interpreter: one entry
-/// point, `_kapsel_dispatch(request_json) -> response_json`, so Swift needs only a handful
-/// of C API functions.
+/// point, `_kapsel_call(op, fields)`, which runs request `op` with the tuple `fields` and
+/// answers `(True, value)` or, for any exception, `(False, (type, message, traceback))`.
 ///
-/// Values cross as JSON: plain data as itself; any other object stays in `_objects` and
-/// crosses as `{"$object": id, "$type": name}`; a float with an integral value as `{"$float": value}`
-/// (JSON would read it back as an integer). Every exception is caught and answered as
-/// `{"error": {type, message, traceback}}`.
+/// Values cross as Python objects Swift builds and reads through the C API, with no text
+/// format between: plain data as itself (`None`, `bool`, `int` within 64 bits, finite
+/// `float`, `str`, `list`, `dict` with `str` keys); what is not plain data as a `_Ref`, a
+/// tuple whose first element says what it refers to — `("object", id, type)` for an object
+/// kept in `_objects`, `("array", token, dtype, shape, strides[, address, bytes])` for
+/// shared memory numpy views, `("table", token)` for an Arrow export. Expressions and
+/// statements are compiled once each (`_compiled`), so a session that evaluates the same
+/// code again runs it at once.
 enum PythonHelper {
     static let source = #"""
-import builtins, importlib, json, threading, traceback, ctypes
+import builtins, importlib, traceback, ctypes
 
 _objects = {}
 _bridge = {}
+_next_object = [1]
+_namespaces = {}
+_code = {"eval": {}, "exec": {}}
 
-def _configure(request):
-    _bridge["allocate"] = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(request["allocate"])
-    _bridge["address"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["address"])
-    _bridge["release"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(request["release"])
-    _bridge["structs"] = ctypes.CFUNCTYPE(ctypes.c_int64)(request["structs"])
-    _bridge["array_at"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["array_at"])
-    _bridge["schema_at"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(request["schema_at"])
-    _bridge["free_structs"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(request["free_structs"])
+class _Ref(tuple):
+    __slots__ = ()
 
-def _import_table(spec):
+def _configure(allocate, address, release, structs, array_at, schema_at, free_structs):
+    _bridge["allocate"] = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(allocate)
+    _bridge["address"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(address)
+    _bridge["release"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(release)
+    _bridge["structs"] = ctypes.CFUNCTYPE(ctypes.c_int64)(structs)
+    _bridge["array_at"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(array_at)
+    _bridge["schema_at"] = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_int64)(schema_at)
+    _bridge["free_structs"] = ctypes.CFUNCTYPE(None, ctypes.c_int64)(free_structs)
+
+def _import_table(token):
     import pyarrow
-    token = spec["token"]
     try:
         return pyarrow.RecordBatch._import_from_c(_bridge["array_at"](token), _bridge["schema_at"](token))
     finally:
@@ -36,15 +45,15 @@ def _export_table(value):
         value = value.combine_chunks().to_batches()[0] if value.num_rows else pyarrow.RecordBatch.from_pylist([], schema=value.schema)
     token = _bridge["structs"]()
     value._export_to_c(_bridge["array_at"](token), _bridge["schema_at"](token))
-    return {"$table": {"token": token}}
+    return _Ref(("table", token))
 
-def _view(spec):
+def _view(ref):
     import numpy, weakref
-    raw = (ctypes.c_char * max(spec["bytes"], 1)).from_address(spec["address"])
-    weakref.finalize(raw, _bridge["release"], spec["token"])
-    dtype = numpy.dtype(spec["dtype"])
-    array = numpy.ndarray(tuple(spec["shape"]), dtype=dtype, buffer=raw,
-                          strides=tuple(stride * dtype.itemsize for stride in spec["strides"]))
+    _, token, dtype, shape, strides, address, size = ref
+    raw = (ctypes.c_char * max(size, 1)).from_address(address)
+    weakref.finalize(raw, _bridge["release"], token)
+    dtype = numpy.dtype(dtype)
+    array = numpy.ndarray(tuple(shape), dtype=dtype, buffer=raw, strides=tuple(stride * dtype.itemsize for stride in strides))
     array.flags.writeable = False
     return array
 
@@ -59,11 +68,7 @@ def _shared(array):
         raise MemoryError("cannot allocate %d bytes of shared memory" % array.nbytes)
     target = numpy.ndarray(array.shape, dtype=array.dtype, buffer=(ctypes.c_char * max(array.nbytes, 1)).from_address(_bridge["address"](token)))
     target[...] = array
-    return {"$array": {"token": token, "dtype": array.dtype.str, "shape": list(array.shape),
-                       "strides": [stride // array.dtype.itemsize for stride in target.strides]}}
-_next_object = [1]
-_namespaces = {}
-_running = [None]
+    return _Ref(("array", token, array.dtype.str, list(array.shape), [stride // array.dtype.itemsize for stride in target.strides]))
 
 def _namespace(session):
     space = _namespaces.get(session)
@@ -72,12 +77,22 @@ def _namespace(session):
         _namespaces[session] = space
     return space
 
+def _compiled(source, mode):
+    cache = _code[mode]
+    code = cache.get(source)
+    if code is None:
+        if len(cache) >= 512:
+            cache.clear()
+        code = compile(source, "<kapsel>", mode)
+        cache[source] = code
+    return code
+
 def _keep(value):
     oid = _next_object[0]
     _next_object[0] += 1
     _objects[oid] = value
     kind = type(value)
-    return {"$object": oid, "$type": kind.__module__ + "." + kind.__qualname__}
+    return _Ref(("object", oid, kind.__module__ + "." + kind.__qualname__))
 
 def _encode(value):
     kind = type(value)
@@ -86,13 +101,10 @@ def _encode(value):
     if kind is int:
         return value if -2**63 <= value < 2**63 else _keep(value)
     if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            return _keep(value)
-        # JSON has no integral floats: 7.0 would read back as the integer 7.
-        return {"$float": value} if value.is_integer() else value
+        return value if value == value and value not in (float("inf"), float("-inf")) else _keep(value)
     if kind is list or kind is tuple:
         return [_encode(item) for item in value]
-    if kind is dict and all(type(key) is str for key in value) and "$object" not in value:
+    if kind is dict and all(type(key) is str for key in value):
         return {key: _encode(item) for key, item in value.items()}
     if kind.__module__.startswith("pyarrow") and kind.__name__ in ("RecordBatch", "Table"):
         return _export_table(value)
@@ -107,18 +119,19 @@ def _encode(value):
     return _keep(value)
 
 def _decode(value):
-    if isinstance(value, list):
+    kind = type(value)
+    if kind is list:
         return [_decode(item) for item in value]
-    if isinstance(value, dict):
-        if "$object" in value:
-            return _objects[value["$object"]]
-        if "$array" in value:
-            return _view(value["$array"])
-        if "$float" in value:
-            return float(value["$float"])
-        if "$table" in value:
-            return _import_table(value["$table"])
+    if kind is dict:
         return {key: _decode(item) for key, item in value.items()}
+    if kind is _Ref:
+        tag = value[0]
+        if tag == "object":
+            return _objects[value[1]]
+        if tag == "array":
+            return _view(value)
+        if tag == "table":
+            return _import_table(value[1])
     return value
 
 def _resolve(session, name):
@@ -145,60 +158,45 @@ def _resolve(session, name):
         target = getattr(target, part)
     return target
 
-def _handle(request):
-    op = request["op"]
-    if op == "exec":
-        exec(compile(request["code"], "<kapsel>", "exec"), _namespace(request["session"]))
-        return None
-    if op == "eval":
-        return eval(compile(request["expression"], "<kapsel>", "eval"), _namespace(request["session"]))
-    if op == "import":
-        module = importlib.import_module(request["module"])
-        alias = request.get("alias")
-        if alias:
-            _namespace(request["session"])[alias] = module
-        else:
-            top = request["module"].split(".")[0]
-            _namespace(request["session"])[top] = importlib.import_module(top)
-        return None
-    if op == "call":
-        function = _resolve(request["session"], request["function"])
-        return function(*_decode(request["args"]), **_decode(request["kwargs"]))
-    if op == "method":
-        method = getattr(_objects[request["object"]], request["name"])
-        return method(*_decode(request["args"]), **_decode(request["kwargs"]))
-    if op == "attribute":
-        return getattr(_objects[request["object"]], request["name"])
-    if op == "repr":
-        return repr(_objects[request["object"]])
-    if op == "release":
-        _objects.pop(request["object"], None)
-        return None
-    if op == "count":
-        return len(_objects)
-    if op == "configure":
-        _configure(request)
-        return None
-    if op == "close":
-        _namespaces.pop(request["session"], None)
-        return None
-    raise ValueError("unknown request " + op)
+def _exec(session, code):
+    exec(_compiled(code, "exec"), _namespace(session))
 
-def _kapsel_dispatch(text):
-    request = json.loads(text)
-    if request["op"] == "interrupt":
-        running = _running[0]
-        if running is not None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(running), ctypes.py_object(TimeoutError))
-        return json.dumps({"ok": running is not None})
-    _running[0] = threading.get_ident()
+def _eval(session, expression):
+    return eval(_compiled(expression, "eval"), _namespace(session))
+
+def _import(session, module, alias):
+    imported = importlib.import_module(module)
+    if alias:
+        _namespace(session)[alias] = imported
+    else:
+        top = module.split(".")[0]
+        _namespace(session)[top] = importlib.import_module(top)
+
+def _call(session, function, args, kwargs):
+    return _resolve(session, function)(*_decode(args), **_decode(kwargs))
+
+def _method(oid, name, args, kwargs):
+    return getattr(_objects[oid], name)(*_decode(args), **_decode(kwargs))
+
+def _release(oid):
+    _objects.pop(oid, None)
+
+def _close(session):
+    _namespaces.pop(session, None)
+
+_ops = {
+    "exec": _exec, "eval": _eval, "import": _import, "call": _call, "method": _method,
+    "attribute": lambda oid, name: getattr(_objects[oid], name),
+    "repr": lambda oid: repr(_objects[oid]),
+    "release": _release, "count": lambda: len(_objects), "close": _close,
+}
+
+def _kapsel_call(op, fields):
     try:
-        return json.dumps({"ok": _encode(_handle(request))})
+        return (True, _encode(_ops[op](*fields)))
     except BaseException as error:
         kind = type(error)
         name = kind.__qualname__ if kind.__module__ == "builtins" else kind.__module__ + "." + kind.__qualname__
-        return json.dumps({"error": {"type": name, "message": str(error), "traceback": traceback.format_exc()}})
-    finally:
-        _running[0] = None
+        return (False, (name, str(error), traceback.format_exc()))
 """#
 }

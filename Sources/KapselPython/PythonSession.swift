@@ -36,6 +36,9 @@ public distributed actor PythonSession: KapselActor {
         }
     }
 
+    /// Python's thread: calls run there, from decoding to answering (`KapselActor.callExecutor`).
+    public static var callExecutor: (any TaskExecutor)? { InterpreterThread.shared }
+
     private let python: EmbeddedPython
     private let name = UUID().uuidString
 
@@ -46,7 +49,7 @@ public distributed actor PythonSession: KapselActor {
     }
 
     deinit {
-        python.post(["op": .string("close"), "session": .string(name)])
+        python.post("close", [.string(name)])
     }
 
     /// The interpreter this session runs.
@@ -54,28 +57,28 @@ public distributed actor PythonSession: KapselActor {
 
     /// Runs statements in the session's namespace.
     public distributed func exec(_ code: String) async throws {
-        _ = try await run(["op": .string("exec"), "code": .string(code)])
+        _ = try await run("exec", [.string(code)])
     }
 
     /// Evaluates an expression in the session's namespace.
     public distributed func eval(_ expression: String) async throws -> PythonValue {
-        try await run(["op": .string("eval"), "expression": .string(expression)])
+        try await run("eval", [.string(expression)])
     }
 
     /// Imports `module` into the session's namespace (as `alias` if given).
     public distributed func importModule(_ module: String, as alias: String? = nil) async throws {
-        _ = try await run(["op": .string("import"), "module": .string(module), "alias": alias.map(PythonJSON.string) ?? .null])
+        _ = try await run("import", [.string(module), alias.map(PythonValue.string) ?? .none])
     }
 
     /// Calls `function` — a name in the session, a builtin, or a dotted path into a
     /// module (`numpy.linalg.norm`), imported if need be.
     public distributed func call(_ function: String, arguments: [PythonValue], keywords: [String: PythonValue] = [:]) async throws -> PythonValue {
-        try await run(["op": .string("call"), "function": .string(function), "args": arguments.jsonArray(), "kwargs": keywords.jsonObject()])
+        try await run("call", [.string(function), .list(arguments), .dict(keywords)])
     }
 
     /// Python objects the daemon keeps for handles the host holds (all sessions of it).
     public distributed func objectCount() async throws -> Int {
-        try await run(["op": .string("count")]).int ?? 0
+        try await python.call("count", [], system: actorSystem).int ?? 0
     }
 
     /// Tables passed to Python whose memory pyarrow has not released yet.
@@ -88,8 +91,9 @@ public distributed actor PythonSession: KapselActor {
         SharedMemoryBridge.count
     }
 
-    private func run(_ fields: [String: PythonJSON]) async throws -> PythonValue {
-        try await python.value(of: fields.merging(["session": .string(name)]) { _, new in new }, system: actorSystem)
+    /// Runs request `op` of the helper in this session's namespace.
+    private func run(_ op: String, _ fields: [PythonValue]) async throws -> PythonValue {
+        try await python.call(op, [.string(name)] + fields, system: actorSystem)
     }
 }
 
@@ -111,6 +115,9 @@ public distributed actor PythonObject: KapselActor {
         let type: String
     }
 
+    /// Python's thread: calls run there, from decoding to answering (`KapselActor.callExecutor`).
+    public static var callExecutor: (any TaskExecutor)? { InterpreterThread.shared }
+
     let objectID: Int
     private let typeName: String
 
@@ -122,7 +129,7 @@ public distributed actor PythonObject: KapselActor {
     }
 
     deinit {
-        EmbeddedPython.current?.post(["op": .string("release"), "object": .int(objectID)])
+        EmbeddedPython.current?.post("release", [.int(objectID)])
     }
 
     /// The object's type, e.g. `numpy.ndarray`.
@@ -130,34 +137,23 @@ public distributed actor PythonObject: KapselActor {
 
     /// Calls the object's method `name`.
     public distributed func call(_ name: String, arguments: [PythonValue] = [], keywords: [String: PythonValue] = [:]) async throws -> PythonValue {
-        try await run(["op": .string("method"), "name": .string(name), "args": arguments.jsonArray(), "kwargs": keywords.jsonObject()])
+        try await run("method", [.string(name), .list(arguments), .dict(keywords)])
     }
 
     /// The object's attribute `name`.
     public distributed func attribute(_ name: String) async throws -> PythonValue {
-        try await run(["op": .string("attribute"), "name": .string(name)])
+        try await run("attribute", [.string(name)])
     }
 
     /// `repr(object)`.
     public distributed func repr() async throws -> String {
-        try await run(["op": .string("repr")]).string ?? ""
+        try await run("repr", []).string ?? ""
     }
 
-    private func run(_ fields: [String: PythonJSON]) async throws -> PythonValue {
+    /// Runs request `op` of the helper on this object.
+    private func run(_ op: String, _ fields: [PythonValue]) async throws -> PythonValue {
         guard let python = EmbeddedPython.current else { throw PythonError(type: "KapselError", message: "no Python runs in this daemon") }
-        return try await python.value(of: fields.merging(["object": .int(objectID)]) { _, new in new }, system: actorSystem)
-    }
-}
-
-extension Array where Element == PythonValue {
-    func jsonArray() async -> PythonJSON {
-        await PythonValue.list(self).json()
-    }
-}
-
-extension Dictionary where Key == String, Value == PythonValue {
-    func jsonObject() async -> PythonJSON {
-        await PythonValue.dict(self).json()
+        return try await python.call(op, [.int(objectID)] + fields, system: actorSystem)
     }
 }
 

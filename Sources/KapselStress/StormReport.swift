@@ -83,7 +83,10 @@ public struct StormReport: Sendable, CustomStringConvertible {
     /// Whether `result` after `runs` is what `entry`'s fate allows.
     static func judge(_ entry: StormCase, _ result: Result<StormOutput, JobError>, runs: [Int32], deadly: Set<Int32>) -> Verdict {
         // A map item of a batch that died runs again alone, each way with the map's retries.
-        let limit = entry.fate == .hang ? 1 : (entry.retries + 1) * (entry.source == .map ? 2 : 1)
+        // A job that hangs runs once — but for runs another job cut short by killing their
+        // daemon (an actor call crashing beside it), which its retries run again.
+        let cutShort = runs.dropLast().filter(deadly.contains).count
+        let limit = entry.fate == .hang ? 1 + min(cutShort, entry.retries) : (entry.retries + 1) * (entry.source == .map ? 2 : 1)
         if runs.count > limit { return .violation("ran \(runs.count) times, more than \(limit)") }
         let strikesEveryRun = entry.crashRuns == .max
         switch result {

@@ -7,7 +7,7 @@ import NIOCore
 /// `handshakeFrames` frames may be at most `limits.maxHandshakeFrameLength` long, the
 /// rest at most `limits.maxFrameLength`. A violation throws `WireError`, which makes
 /// `ByteToMessageHandler` fire an error; the connection's handler closes it.
-public struct FrameDecoder: ByteToMessageDecoder {
+public struct FrameDecoder: ByteToMessageDecoder, Sendable {
     public typealias InboundOut = WireMessage
 
     private let limits: WireLimits

@@ -40,6 +40,21 @@ extension ProcessTests {
             }
         }
 
+        /// With busy polling off (or long), both sides sleep between messages: the same
+        /// results, whatever the gaps between jobs.
+        @Test(arguments: [Duration.zero, .milliseconds(5)])
+        func jobsRunWhateverTheBusyPolling(busyPoll: Duration) async throws {
+            try await withTestDaemons(2, configure: { $0.busyPoll = busyPoll }) { daemons in
+                for round in 0..<20 {
+                    let handles = (0..<10).map { daemons.submit(Add($0, round)) }
+                    for (index, handle) in handles.enumerated() {
+                        #expect(try await handle.value == index + round)
+                    }
+                    if round % 5 == 0 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+            }
+        }
+
         @Test func everyCodableShapeCrossesBothWays() async throws {
             try await withTestDaemons(1) { daemons in
                 let value = try await daemons.submit(Shapes(.sample)).value

@@ -48,6 +48,15 @@ struct StormVerdictTests {
         #expect(StormReport.judge(job(.killedFromOutside), crashed(.signaled(signal: SIGKILL)), runs: [1], deadly: []) == .expected)
     }
 
+    /// A call crashing its daemon while a job hangs there cuts the hang short: its retries
+    /// run it again, and only then.
+    @Test func aHangCutShortByAnotherJobsCrashRunsAgainOnItsRetries() {
+        let hang = job(.hang, retries: 1)
+        #expect(StormReport.judge(hang, crashed(.signaled(signal: SIGKILL), code: .timedOut), runs: [42, 43], deadly: [42]) == .expected)
+        #expect(StormReport.judge(hang, crashed(.signaled(signal: SIGKILL), code: .timedOut), runs: [42, 43], deadly: []) == .violation("ran 2 times, more than 1"))
+        #expect(StormReport.judge(job(.hang), crashed(.signaled(signal: SIGKILL), code: .timedOut), runs: [42, 43], deadly: [42]) == .violation("ran 2 times, more than 1"))
+    }
+
     @Test func aMapItemMayRunAgainAloneAfterItsBatchDied() {
         let item = job(.value, retries: 1, source: .map)
         #expect(StormReport.judge(item, value(), runs: [1, 2, 3, 4], deadly: []) == .expected)

@@ -70,4 +70,15 @@ int kapsel_pipe_cloexec(int fds[2]);
 /// Sets or clears `O_NONBLOCK` on `fd`. Returns 0 or -1 with errno.
 int kapsel_set_nonblocking(int fd, int on);
 
+/// A one-shot monotonic timer as a descriptor (`timerfd_create`, close-on-exec), for a
+/// thread that sleeps until a deadline another thread sets. Returns the descriptor, or -1
+/// with errno (ENOSYS where there is no such thing).
+int kapsel_timer_create(void);
+
+/// Arms `fd` to expire `nanoseconds` from now; 0 disarms it. Returns 0 or -1 with errno.
+int kapsel_timer_set(int fd, unsigned long long nanoseconds);
+
+/// Blocks until `fd` expires (retrying on EINTR). Returns 0, or -1 with errno.
+int kapsel_timer_wait(int fd);
+
 #endif

@@ -7,10 +7,14 @@ import Synchronization
 /// Runs the daemon's side of actor calls: creations, and calls in one mailbox per actor.
 ///
 /// Calls arrive from the thread that reads the connection. Calls to one actor run one
-/// after another in arrival order; calls to different actors run concurrently. Each call
-/// starts on the thread that delivers it (`Task.immediate`), its result goes back through
-/// the connection's writer with its shared memory, from the thread that ran its end, and
-/// the actor's next call starts there. The mailboxes are behind a lock.
+/// after another in arrival order; calls to different actors run concurrently. With
+/// `startsInline` (a local connection, read by a `ReaderRelay`) each call starts on the
+/// thread that delivers it (`Task.immediate`) — a call that never suspends runs and
+/// answers with no hop, and one that runs long leaves the reading to the relay's other
+/// thread; over TCP it starts on the global executor, keeping NIO's loop free for the
+/// heartbeats. Its result goes back through the connection's writer with its shared
+/// memory, from the thread that ran its end, and the actor's next call starts there. The
+/// mailboxes are behind a lock.
 final class ActorHost: Sendable {
     private struct Waiting: Sendable {
         var request: CallRequest
@@ -34,13 +38,18 @@ final class ActorHost: Sendable {
     private let carrier: any AttachmentCarrier
     private let executor: ActorCallExecutor
     private let context: DaemonContext
+    private let startsInline: Bool
     private let state = Mutex(State())
 
-    init(writer: ConnectionWriter, carrier: any AttachmentCarrier, system: KapselActorSystem, factories: [String: ActorFactory], context: DaemonContext) {
+    init(
+        writer: ConnectionWriter, carrier: any AttachmentCarrier, system: KapselActorSystem, factories: [String: ActorFactory], context: DaemonContext,
+        startsInline: Bool
+    ) {
         self.writer = writer
         self.carrier = carrier
         self.executor = ActorCallExecutor(system: system, factories: factories)
         self.context = context
+        self.startsInline = startsInline
     }
 
     func handle(_ request: CallRequest) {
@@ -111,11 +120,18 @@ final class ActorHost: Sendable {
             state.active[request.callID] = .some(none)
         }
         let envelope = waiting.envelope
-        let task = Task.immediate { [self, executor, context] in
+        let work: @Sendable () async -> Void = { [self, executor, context] in
             let completion = await DaemonContext.$current.withValue(context) {
                 await executor.perform(request, envelope)
             }
             finished(request, completion)
+        }
+        let task = if let preferred = executor.callExecutor(for: request) {
+            Task(executorPreference: preferred, operation: work)
+        } else if startsInline {
+            Task.immediate(operation: work)
+        } else {
+            Task(operation: work)
         }
         // A call that finished without suspending is no longer active.
         state.withLock { state in
@@ -140,6 +156,13 @@ final class ActorHost: Sendable {
 private struct ActorCallExecutor: Sendable {
     let system: KapselActorSystem
     let factories: [String: ActorFactory]
+
+    /// Where a call to its actor runs (`KapselActor.callExecutor`); nil for creations,
+    /// which run like any call.
+    func callExecutor(for request: CallRequest) -> (any TaskExecutor)? {
+        guard request.kind == .invoke, let actor = system.localActor(KapselActorID(request.actor)) as? any KapselActor else { return nil }
+        return type(of: actor).callExecutor
+    }
 
     func perform(_ request: CallRequest, _ received: Result<Envelope, any Error>) async -> Completion {
         let id = KapselActorID(request.actor)

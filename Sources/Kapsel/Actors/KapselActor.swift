@@ -33,10 +33,18 @@ public protocol KapselActor: DistributedActor where ActorSystem == KapselActorSy
 
     /// Creates the actor, in its daemon.
     init(actorSystem: KapselActorSystem, configuration: Configuration) async throws
+
+    /// Where the daemon runs calls to actors of this type — the method, then encoding and
+    /// sending the answer: an actor whose methods drive a runtime best kept on one thread
+    /// (an embedded interpreter) names that thread, so a call reaches it with one hop and
+    /// answers from it. Nil (the default): calls go where the actor's executor takes them.
+    static var callExecutor: (any TaskExecutor)? { get }
 }
 
 extension KapselActor {
     public static var actorTypeName: String { String(reflecting: Self.self) }
+
+    public static var callExecutor: (any TaskExecutor)? { nil }
 }
 
 /// The configuration of an actor that needs none.

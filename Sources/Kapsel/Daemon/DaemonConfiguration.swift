@@ -25,6 +25,9 @@ public struct DaemonConfiguration: Sendable {
     public var hostPID: Int32?
     /// Limits on frames from the host.
     public var limits: WireLimits
+    /// How long the thread reading a local host's connection stays awake for its next
+    /// message (`DaemonOptions.busyPoll`).
+    public var busyPoll: Duration
     /// The inherited descriptor of the channel for shared memory, when the host launched
     /// this daemon on the same machine.
     public var descriptorChannel: Int32?
@@ -38,8 +41,10 @@ public struct DaemonConfiguration: Sendable {
     public init(
         url: String, secret: HostSecret, token: String = "", hostPID: Int32? = nil, limits: WireLimits = WireLimits(),
         descriptorChannel: Int32? = nil, inlineLimit: Int = 1 << 20, tlsTrust: DaemonTLSTrust? = nil, heartbeat: HeartbeatSettings? = nil,
-        lifetime: DaemonLifetime = DaemonLifetime(), waitForHost: Duration? = nil, batchJob: String? = Self.batchJobFromEnvironment()
+        lifetime: DaemonLifetime = DaemonLifetime(), waitForHost: Duration? = nil, busyPoll: Duration = .microseconds(100),
+        batchJob: String? = Self.batchJobFromEnvironment()
     ) {
+        self.busyPoll = busyPoll
         self.batchJob = batchJob
         self.lifetime = lifetime
         self.waitForHost = waitForHost
@@ -86,6 +91,7 @@ public struct DaemonConfiguration: Sendable {
         let heartbeat = take(DaemonEnvironment.heartbeat).flatMap(HeartbeatSettings.init(environmentValue:))
         let lifetime = take(DaemonEnvironment.lifetime).flatMap(DaemonLifetime.init(environmentValue:)) ?? DaemonLifetime()
         let waitForHost = take(DaemonEnvironment.waitForHost).flatMap { Int64($0) }.map { Duration.milliseconds($0) }
+        let busyPoll = take(DaemonEnvironment.busyPoll).flatMap { Int64($0) }.map { Duration.microseconds($0) } ?? .microseconds(100)
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {
@@ -93,7 +99,7 @@ public struct DaemonConfiguration: Sendable {
         }
         return DaemonConfiguration(
             url: url, secret: secret, token: token, hostPID: hostPID, limits: limits, descriptorChannel: descriptorChannel,
-            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat, lifetime: lifetime, waitForHost: waitForHost
+            inlineLimit: inlineLimit, tlsTrust: tlsTrust, heartbeat: heartbeat, lifetime: lifetime, waitForHost: waitForHost, busyPoll: busyPoll
         )
     }
 }

@@ -22,7 +22,7 @@ final class DaemonConnectionHandler: ChannelInboundHandler {
         self.tlsMismatch = tlsMismatch
         self.makeSession = { writer, channel in
             DaemonSession(
-                configuration: configuration, registry: registry, descriptors: descriptors, writer: writer,
+                configuration: configuration, registry: registry, descriptors: descriptors, writer: writer, startsInline: false,
                 closeConnection: { channel.close(promise: nil) }, onExit: onExit, onHostLost: onHostLost
             )
         }

@@ -31,6 +31,9 @@ enum DaemonEnvironment {
     static let lifetime = "KAPSEL_LIFETIME"
     /// How long, in milliseconds, the daemon tries to reconnect after losing its host.
     static let waitForHost = "KAPSEL_WAIT_FOR_HOST_MS"
+    /// How long, in microseconds, a thread reading a local connection stays awake for
+    /// the host's next message (`DaemonOptions.busyPoll`).
+    static let busyPoll = "KAPSEL_BUSY_POLL_US"
     /// The largest frame the daemon accepts from the host.
     static let maxFrameLength = "KAPSEL_MAX_FRAME_LENGTH"
 }

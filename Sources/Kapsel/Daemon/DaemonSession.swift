@@ -31,17 +31,22 @@ final class DaemonSession: Sendable {
     private let lifetime: LifetimeMonitor?
     /// Ends the connection (after what was written before).
     private let closeConnection: @Sendable () -> Void
+    /// Whether jobs and calls start on the thread that delivers them (a local connection,
+    /// read by a `ReaderRelay`), or on the global executor (NIO's loop stays free).
+    private let startsInline: Bool
     /// Ends the process (in a real daemon it does not return).
     private let onExit: @Sendable (DaemonExitCode, String?) -> Void
     /// Called once when the connection to the host breaks.
     private let onHostLost: @Sendable (String) -> Void
 
-    /// A session on the connection `writer` writes; `closeConnection` ends that connection.
+    /// A session on the connection `writer` writes; `closeConnection` ends that connection;
+    /// `startsInline`: jobs and calls start on the thread that delivers them.
     init(
         configuration: DaemonConfiguration, registry: DaemonRegistry, descriptors: DescriptorChannel?, writer: ConnectionWriter,
-        closeConnection: @escaping @Sendable () -> Void, onExit: @escaping @Sendable (DaemonExitCode, String?) -> Void,
+        startsInline: Bool, closeConnection: @escaping @Sendable () -> Void, onExit: @escaping @Sendable (DaemonExitCode, String?) -> Void,
         onHostLost: @escaping @Sendable (String) -> Void
     ) {
+        self.startsInline = startsInline
         self.configuration = configuration
         self.registry = registry
         self.descriptors = descriptors
@@ -56,11 +61,15 @@ final class DaemonSession: Sendable {
     /// A message arrived from the host.
     func received(_ message: WireMessage) {
         heartbeat.withLock { $0 }?.heard()
-        if state.withLock({ $0.delivers(message) }) {
-            deliver(message)
-        } else {
-            run(state.withLock { $0.received(message) })
+        let actions = state.withLock { state -> [DaemonConnectionState.Action]? in
+            if state.delivers(message) { return nil }
+            let actions = state.received(message)
+            // The work is set up before any request can reach it: a request read by the
+            // relay's other thread meanwhile waits for this lock.
+            for case .begin(let welcome) in actions { begin(welcome) }
+            return actions.filter { if case .begin = $0 { false } else { true } }
         }
+        if let actions { run(actions) } else { deliver(message) }
     }
 
     /// The connection failed.
@@ -78,8 +87,9 @@ final class DaemonSession: Sendable {
             switch action {
             case .send(let message):
                 writer.send(.plain(message))
-            case .begin(let welcome):
-                begin(welcome)
+            case .begin:
+                // Set up in `received`, under the state's lock.
+                break
             case .deliver(let message):
                 deliver(message)
             case .exit(let code, let message):
@@ -109,9 +119,11 @@ final class DaemonSession: Sendable {
         let onJobFinished: (@Sendable () -> Void)? = if let lifetime { { lifetime.jobFinished() } } else { nil }
         let runner = JobRunner(
             writer: writer, carrier: carrier, registry: registry.jobs, context: daemonContext, inlineLimit: configuration.inlineLimit,
-            startsInline: configuration.heartbeat == nil, onJobFinished: onJobFinished
+            startsInline: startsInline, onJobFinished: onJobFinished
         )
-        let actors = ActorHost(writer: writer, carrier: carrier, system: actorSystem, factories: registry.factories, context: daemonContext)
+        let actors = ActorHost(
+            writer: writer, carrier: carrier, system: actorSystem, factories: registry.factories, context: daemonContext, startsInline: startsInline
+        )
         work.withLock { $0 = Work(runner: runner, actors: actors, carrier: carrier) }
         if let lifetime {
             let daemonActors = registry.actors

@@ -18,11 +18,13 @@ struct InProcessLauncher: SlotLauncher {
     let limits: WireLimits
     let inlineLimit: Int
     let lifetime: DaemonLifetime
+    let busyPoll: Duration
     let types: Kapsel.BootstrappedTypes
 
     func launch(slot: Int, instance: Int, token: String, dispatcher: Dispatcher) {
         let configuration = DaemonConfiguration(
-            url: url.description, secret: secret, token: token, limits: limits, inlineLimit: inlineLimit, lifetime: lifetime, batchJob: nil
+            url: url.description, secret: secret, token: token, limits: limits, inlineLimit: inlineLimit, lifetime: lifetime, busyPoll: busyPoll,
+            batchJob: nil
         )
         // A registry per daemon: each keeps its own actors, as a daemon process does.
         let registry = DaemonRegistry(jobs: types.jobs, actors: types.actors)

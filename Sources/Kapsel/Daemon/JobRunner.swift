@@ -30,9 +30,18 @@ final class JobRunner: Sendable {
         var envelope: Result<Envelope, any Error>
     }
 
+    /// The job under way.
+    private struct Running {
+        let requestID: UInt64
+        /// Its task, once `Task.immediate` returned it (to cancel it).
+        var task: Task<Void, Never>?
+        /// It answered while the loop that started it still runs, which frees its slot.
+        var answered = false
+    }
+
     private struct State: ~Copyable {
         var waiting: Deque<Waiting> = []
-        var running: (requestID: UInt64, task: Task<Void, Never>?)?
+        var running: Running?
         /// A thread is starting jobs: one that finishes meanwhile leaves the next to it.
         var starting = false
         /// The connection is gone: nothing more starts.
@@ -103,8 +112,9 @@ final class JobRunner: Sendable {
     }
 
     /// Starts waiting jobs while none is running, unless another thread is at it. A job
-    /// that finishes without suspending finishes inside `Task.immediate`, in `finished`,
-    /// which leaves the next one to this loop.
+    /// that finishes without suspending finishes inside `Task.immediate`; its slot is
+    /// freed here once that returned — with the job's task gone, and with it the memory the
+    /// job held (so the next job finds it released) — and the next starts.
     private func startWaiting() {
         var next = state.withLock { state -> Waiting? in
             guard !state.starting else { return nil }
@@ -112,10 +122,13 @@ final class JobRunner: Sendable {
             state.starting = true
             return next
         }
-        while let waiting = next {
+        while let waiting = next.take() {
+            let requestID = waiting.request.requestID
             let task = start(waiting)
             next = state.withLock { state -> Waiting? in
-                if state.running?.requestID == waiting.request.requestID { state.running?.task = task }
+                if state.running?.requestID == requestID {
+                    if state.running?.answered == true { state.running = nil } else { state.running?.task = task }
+                }
                 guard let next = Self.takeNext(&state) else {
                     state.starting = false
                     return nil
@@ -128,15 +141,17 @@ final class JobRunner: Sendable {
     /// The next job to start, now marked running; nil while one runs.
     private static func takeNext(_ state: inout State) -> Waiting? {
         guard state.running == nil, !state.abandoned, let next = state.waiting.popFirst() else { return nil }
-        state.running = (next.request.requestID, nil)
+        state.running = Running(requestID: next.request.requestID)
         return next
     }
 
-    private func start(_ next: Waiting) -> Task<Void, Never> {
+    private func start(_ next: consuming Waiting) -> Task<Void, Never> {
         let request = next.request
+        // The job's memory lives only as long as the job: the task lets go of it when it has run.
+        let received = HandOff(next.envelope)
         let work: @Sendable () async -> Void = { [self, registry, context, inlineLimit] in
             let completion: Completion
-            switch next.envelope {
+            switch received.take() {
             case .success(let envelope):
                 completion = await DaemonContext.$current.withValue(context) {
                     await registry.run(request.jobType, envelope, inlineLimit: inlineLimit)
@@ -151,15 +166,35 @@ final class JobRunner: Sendable {
         return startsInline ? Task.immediate(operation: work) : Task(operation: work)
     }
 
-    /// A job ended (on whichever thread ran its end): its result goes out, then the next
-    /// job starts here unless another thread is starting jobs.
+    /// A job ended (on whichever thread ran its end): its result goes out; its slot is
+    /// freed, and the next job started, here — or by the loop that started it, when that
+    /// one still runs (`startWaiting`).
     private func finished(_ requestID: UInt64, _ completion: Completion) {
         onJobFinished?()
         writer.send(.reply(to: requestID, completion, isCall: false))
         let startHere = state.withLock { state -> Bool in
+            guard !state.starting else {
+                state.running?.answered = true
+                return false
+            }
             state.running = nil
-            return !state.starting
+            return true
         }
         if startHere { startWaiting() }
+    }
+}
+
+/// A value handed from one thread to a task once: the task takes it, and from then on
+/// only the task holds it.
+private final class HandOff<Value: Sendable>: Sendable {
+    private let value: Mutex<Value?>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+
+    /// The value, once; it is gone from here after.
+    func take() -> Value {
+        value.withLock { $0.take() }!
     }
 }

@@ -7,10 +7,10 @@ import Glibc
 #endif
 
 /// A daemon's connection to a host on this machine, over its Unix socket, without an
-/// event loop: a thread of its own reads it (`SocketReader`) and hands each message to
-/// the `DaemonSession`, and whichever thread sends writes it (`SocketWriter`). A job that
-/// never suspends runs on the reading thread and its result goes out from there: one
-/// wake-up and two system calls between the host's request and the daemon's answer.
+/// event loop: threads of its own read it (`ReaderRelay`) and hand each message to the
+/// `DaemonSession`, and whichever thread sends writes it (`SocketWriter`). A job or call
+/// that never suspends runs on the reading thread and its answer goes out from there: no
+/// hop between the host's request and the daemon's answer.
 enum LocalHostConnection {
     /// Connects to the host's socket at `path` and starts the session; `timerLoop` runs its
     /// timers. Throws when the socket cannot be connected.
@@ -23,13 +23,13 @@ enum LocalHostConnection {
             close(socket)
             throw UnixSocketError("cannot duplicate the connection's descriptor")
         }
-        let reader = SocketReader(descriptor: socket, limits: configuration.limits, handshakeFrames: 2, busyPoll: .microseconds(100))
+        let reader = ReaderRelay(descriptor: socket, limits: configuration.limits, handshakeFrames: 2, busyPoll: configuration.busyPoll)
         let session = DaemonSession(
             configuration: configuration, registry: registry, descriptors: descriptors, writer: ConnectionWriter(socket: socketWriter, eventLoop: timerLoop),
-            closeConnection: { reader.shutDown() }, onExit: onExit, onHostLost: onHostLost
+            startsInline: true, closeConnection: { reader.shutDown() }, onExit: onExit, onHostLost: onHostLost
         )
-        reader.start(received: { messages in
-            for message in messages { session.received(message) }
+        reader.start(received: { message in
+            session.received(message)
         }, ended: { ending in
             if let error = ending {
                 session.failed(error is WireError ? .other(String(describing: error)) : .io(String(describing: error)))

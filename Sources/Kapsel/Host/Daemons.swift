@@ -96,7 +96,7 @@ public final class Daemons: Sendable {
             listener = try await HostListener.bind(address, directory: directory, tls: tls?.context, group: group, limits: options.limits) {
                 HostConnectionHandler(
                     dispatcher: dispatcher, secret: secret, limits: options.limits, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat,
-                    isLocal: address.transport == .unix
+                    isLocal: address.transport == .unix, busyPoll: options.busyPoll
                 )
             }
         } catch {
@@ -108,7 +108,7 @@ public final class Daemons: Sendable {
             executable: executable, arguments: arguments, launch: options.launch, extraEnvironment: options.environment, url: listener.address,
             secret: secret, tlsTrust: tls?.daemonTrust, heartbeat: address.transport == .unix ? nil : options.remote.heartbeat,
             lifetime: options.lifetime, waitForHost: options.remote.daemonsWaitForHost, forwardOutput: options.forwardOutput,
-            inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength, observer: observer
+            inlineLimit: options.largeArrayThreshold, maxFrameLength: options.limits.maxFrameLength, busyPoll: options.busyPoll, observer: observer
         )
         let hostActors = HostActors(dispatcher: dispatcher, defaultTimeout: options.actorCallTimeout)
         self.count = count
@@ -135,7 +135,8 @@ public final class Daemons: Sendable {
                 throw DaemonsError("in-process daemons run the jobs given to Kapsel.bootstrap(jobs:actors:): call it first")
             }
             dispatcher.start(launching: InProcessLauncher(
-                url: listener.address, secret: secret, limits: options.limits, inlineLimit: options.largeArrayThreshold, lifetime: options.lifetime, types: types
+                url: listener.address, secret: secret, limits: options.limits, inlineLimit: options.largeArrayThreshold, lifetime: options.lifetime,
+                busyPoll: options.busyPoll, types: types
             ))
         } else {
             dispatcher.start(launching: launcher)

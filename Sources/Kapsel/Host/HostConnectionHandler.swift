@@ -22,6 +22,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
 
     private let dispatcher: Dispatcher
     private let limits: WireLimits
+    private let busyPoll: Duration
     private let heartbeatSettings: HeartbeatSettings?
     private let isLocal: Bool
     private var state: HostConnectionState
@@ -34,9 +35,14 @@ final class HostConnectionHandler: ChannelInboundHandler {
     /// `heartbeat`: settings for connections over TCP, where a daemon can vanish
     /// without its connection closing.
     /// `isLocal`: the connection is local (a Unix socket): senders write its socket
-    /// themselves (`SocketWriter`), and once authenticated it is read on a thread of its own.
-    init(dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil, isLocal: Bool = false) {
+    /// themselves (`SocketWriter`), and once authenticated it is read on a thread of its own,
+    /// which stays awake for up to `busyPoll` between quick answers.
+    init(
+        dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil, isLocal: Bool = false,
+        busyPoll: Duration = .microseconds(100)
+    ) {
         self.isLocal = isLocal
+        self.busyPoll = busyPoll
         self.dispatcher = dispatcher
         self.limits = limits
         self.heartbeatSettings = heartbeat
@@ -162,7 +168,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
         // NIO's read burst ends here: nothing it held back waits for its end any more.
         writer.releaseFlushes()
         context.close(promise: nil)
-        LocalDaemonConnection(state: state, descriptor: socket, writer: writer, dispatcher: dispatcher, limits: limits).admit(hello, hostProof: hostProof)
+        LocalDaemonConnection(state: state, descriptor: socket, writer: writer, dispatcher: dispatcher, limits: limits, busyPoll: busyPoll).admit(hello, hostProof: hostProof)
     }
 
     /// Hands an admitted daemon's message to the dispatcher, or to the carrier when it

@@ -20,11 +20,12 @@ final class LocalDaemonConnection: Sendable {
     private let limits: WireLimits
 
     /// Takes over a connection whose handshake is at `state`, read from `descriptor`
-    /// (blocking; owned from now on) and written by `writer`.
-    init(state: HostConnectionState, descriptor: Int32, writer: ConnectionWriter, dispatcher: Dispatcher, limits: WireLimits) {
+    /// (blocking; owned from now on) and written by `writer`; its reader stays awake for up
+    /// to `busyPoll` between quick answers.
+    init(state: HostConnectionState, descriptor: Int32, writer: ConnectionWriter, dispatcher: Dispatcher, limits: WireLimits, busyPoll: Duration) {
         self.state = Mutex(state)
         self.writer = writer
-        self.reader = SocketReader(descriptor: descriptor, limits: limits, handshakeFrames: 0, busyPoll: .microseconds(100))
+        self.reader = SocketReader(descriptor: descriptor, limits: limits, handshakeFrames: 0, busyPoll: busyPoll)
         self.dispatcher = dispatcher
         self.limits = limits
     }

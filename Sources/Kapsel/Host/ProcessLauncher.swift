@@ -29,7 +29,7 @@ struct ProcessLauncher: SlotLauncher {
     init(
         executable: String, arguments: [String], launch: DaemonOptions.Launch, extraEnvironment: [String: String], url: HostAddress,
         secret: HostSecret, tlsTrust: DaemonTLSTrust?, heartbeat: HeartbeatSettings?, lifetime: DaemonLifetime, waitForHost: Duration?,
-        forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int, observer: PoolObserver
+        forwardOutput: Bool, inlineLimit: Int, maxFrameLength: Int, busyPoll: Duration, observer: PoolObserver
     ) {
         self.observer = observer
         self.launch = launch
@@ -48,6 +48,7 @@ struct ProcessLauncher: SlotLauncher {
         if launch.isLocal { settings[DaemonEnvironment.hostPID] = String(getpid()) }
         settings[DaemonEnvironment.inlineLimit] = String(inlineLimit)
         settings[DaemonEnvironment.maxFrameLength] = String(maxFrameLength)
+        settings[DaemonEnvironment.busyPoll] = String(busyPoll.wholeMicroseconds)
         if let heartbeat { settings[DaemonEnvironment.heartbeat] = heartbeat.environmentValue }
         if lifetime.isLimited { settings[DaemonEnvironment.lifetime] = lifetime.environmentValue }
         if let waitForHost, !launch.isLocal { settings[DaemonEnvironment.waitForHost] = String(waitForHost.wholeMilliseconds) }

@@ -51,63 +51,11 @@ final class SocketReader: Sendable {
     }
 
     private func readUntilEnd(_ received: @Sendable ([WireMessage]) -> Void) -> Ending {
-        var decoder = FrameDecoder(limits: limits, handshakeFrames: handshakeFrames)
-        var waiting = ReadinessWait(busyPoll: busyPoll)
-        let allocator = ByteBufferAllocator()
-        var capacity = Self.initialCapacity
-        var leftover: ByteBuffer?
+        var reading = FrameReading(limits: limits, handshakeFrames: handshakeFrames, busyPoll: busyPoll)
         while true {
-            // A fresh buffer per read: the messages of the last one may still hold slices of it.
-            var buffer = allocator.buffer(capacity: max(capacity, Self.needed(for: leftover)))
-            if var rest = leftover { buffer.writeBuffer(&rest) }
-            let room = buffer.writableBytes
-            var count = 0
-            while true {
-                count = buffer.withUnsafeMutableWritableBytes { space in
-                    recv(descriptor, space.baseAddress, space.count, Int32(MSG_DONTWAIT))
-                }
-                guard count < 0 else { break }
-                let code = errno
-                if code == EINTR { continue }
-                guard code == EAGAIN || code == EWOULDBLOCK else { return SocketReadError(errno: code) }
-                if let failure = waiting.wait(on: descriptor) { return SocketReadError(errno: failure) }
-            }
-            if count == 0 { return nil }
-            buffer.moveWriterIndex(forwardBy: count)
-            capacity = Self.nextCapacity(capacity, filled: count == room)
-            var messages: [WireMessage] = []
-            do {
-                while let message = try decoder.nextMessage(from: &buffer) { messages.append(message) }
-            } catch {
-                if !messages.isEmpty { received(messages) }
-                return error
-            }
-            leftover = buffer.readableBytes > 0 ? buffer : nil
+            let (messages, end) = reading.read(from: descriptor)
             if !messages.isEmpty { received(messages) }
+            if let end { return end.error }
         }
-    }
-
-    private static let initialCapacity = 4096
-    private static let maximumCapacity = 1 << 20
-
-    /// The buffer a partial frame needs to complete: its whole length once the length is known.
-    private static func needed(for leftover: ByteBuffer?) -> Int {
-        guard let leftover else { return 0 }
-        guard let length = leftover.getInteger(at: leftover.readerIndex, as: UInt32.self) else { return leftover.readableBytes + initialCapacity }
-        return 4 + Int(length)
-    }
-
-    /// Reads that fill the buffer double it; reads that do not let it shrink back.
-    private static func nextCapacity(_ capacity: Int, filled: Bool) -> Int {
-        filled ? min(capacity * 2, maximumCapacity) : max(capacity / 2, initialCapacity)
-    }
-}
-
-/// A read of a local connection failed.
-struct SocketReadError: Error, CustomStringConvertible {
-    let errno: Int32
-
-    var description: String {
-        "reading the connection failed: \(String(cString: strerror(errno)))"
     }
 }

@@ -16,16 +16,28 @@ enum PythonBench {
         try await withDaemons(1, options: options) { daemons in
             let python = try await daemons.spawn(PythonSession.self, configuration: .init(runtime: runtime))
             try await python.importModule("numpy")
-            for _ in 0..<200 { _ = try await python.eval("1") }
+            // An actor call on the same daemon, timed in turn with the Python call: the
+            // share of the round trip Python itself adds, whatever the machine does meanwhile.
+            let echo = try await daemons.spawn(EchoActor.self, on: .daemon(0))
+            for index in 0..<200 {
+                _ = try await python.eval("1")
+                _ = try await echo.echo(index)
+            }
             let clock = ContinuousClock()
             var samples: [Double] = []
-            for _ in 0..<2000 {
-                let start = clock.now
+            var actorSamples: [Double] = []
+            for index in 0..<2000 {
+                var start = clock.now
                 _ = try await python.eval("1")
                 samples.append((clock.now - start).microseconds)
+                start = clock.now
+                _ = try await echo.echo(index)
+                actorSamples.append((clock.now - start).microseconds)
             }
-            BenchReport.emit("W9", nil, "call_rtt_us_p50", Samples(samples).median)
-
+            let call = Samples(samples).median, actorCall = Samples(actorSamples).median
+            BenchReport.emit("W9", nil, "call_rtt_us_p50", call)
+            BenchReport.emit("W9", "actor", "rtt_us_p50", actorCall, note: "an actor call on the same daemon, in turn with the Python call")
+            BenchReport.emit("W9", nil, "ratio_to_actor_call", call / actorCall)
             let count = 134_217_728   // 1 GiB of Double
             var start = clock.now
             let made = try await python.eval("numpy.ones(\(count))")
