@@ -4,9 +4,10 @@ import Synchronization
 
 /// The Python interpreter embedded in this process: at most one, started on first use
 /// with a given runtime (on `InterpreterThread`). A request runs on the thread that makes
-/// it — in a daemon, the one that read the call — holding the GIL, values crossing through
-/// the C API (`PythonConverter`); an interrupt (a time-out or a cancelled call) comes from
-/// another thread and raises `TimeoutError` in the Python code of the call it cancels.
+/// it — a session's calls run on `InterpreterThread` — holding the GIL, values crossing
+/// through the C API (`PythonConverter`); an interrupt (a time-out or a cancelled call)
+/// comes from another thread and raises `TimeoutError` in the Python code of the call it
+/// cancels.
 final class EmbeddedPython: Sendable {
     private static let started = Mutex<EmbeddedPython?>(nil)
 
@@ -104,9 +105,8 @@ final class EmbeddedPython: Sendable {
 
     /// Runs request `op` of the helper with `fields` and returns its value (objects
     /// become handles, actors of `system`); throws the Python exception it raised. It runs
-    /// where its caller runs (a session's method, in a daemon on the thread the call came
-    /// to), with no hop. If the calling task is cancelled meanwhile, the running Python code
-    /// is interrupted.
+    /// where its caller runs (a session's method, on `InterpreterThread`), with no hop. If
+    /// the calling task is cancelled meanwhile, the running Python code is interrupted.
     nonisolated(nonsending) func call(_ op: String, _ fields: [PythonValue], system: KapselActorSystem) async throws -> PythonValue {
         let objectIDs = await Self.objectIDs(in: fields)
         let call = nextCall.wrappingAdd(1, ordering: .relaxed).oldValue

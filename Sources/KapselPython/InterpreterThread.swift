@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// One thread, always the same, because CPython keeps a thread state per OS thread: the
 /// thread that started the interpreter has one for good, and `PyGILState_Ensure` on it
-/// costs a counter.
+/// costs a counter. Between calls that come quickly one after another it stays awake
+/// (`BusyWait`), so a call that arrives finds it running instead of paying a wake-up.
 final class InterpreterThread: TaskExecutor, Sendable {
     /// Python's thread, for the life of the process (as the interpreter's).
     static let shared = InterpreterThread(name: "kapsel.python")
@@ -32,8 +33,11 @@ final class InterpreterThread: TaskExecutor, Sendable {
 
     private func serve() -> Never {
         identity.withLock { $0 = pthread_self() }
+        var waiting = BusyWait(busyPoll: BusyWait.defaultBusyPoll)
         while true {
-            ready.wait()
+            // Each push signals `ready` once; signals left over from pushes found while polling
+            // only make a later sleep return early, to find the queue empty and sleep again.
+            waiting.wait(until: { work.withLock { !$0.isEmpty } }, sleep: { ready.wait() })
             guard let next = work.withLock({ $0.popFirst() }) else { continue }
             switch next {
             case .closure(let body): body()

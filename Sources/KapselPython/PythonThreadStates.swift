@@ -5,8 +5,8 @@ import Glibc
 /// Takes the GIL on whichever thread calls Python, keeping each thread's Python thread
 /// state for good after its first call.
 ///
-/// Calls run on the thread that reads a daemon's connection (and the relay's other one),
-/// or on the global executor's threads: a small, stable set. CPython gives a thread that
+/// Sessions' calls and releases run on `InterpreterThread`; an interrupt runs on a
+/// short-lived thread of its own, which does not keep its state. CPython gives a thread that
 /// takes the GIL with `PyGILState_Ensure` a thread state and, by default, destroys it (and
 /// its frame stack: an `mmap` and a `munmap`) when the thread lets the GIL go. Here a
 /// thread's first call takes one more count on its state and keeps it, so later calls

@@ -19,6 +19,9 @@ public distributed actor RObject: KapselActor {
         RExecutor.shared.asUnownedSerialExecutor()
     }
 
+    /// R's thread: calls run there, from decoding to answering (`KapselActor.callExecutor`).
+    public static var callExecutor: (any TaskExecutor)? { RThread.shared }
+
     /// What the daemon knows of the object when it makes the handle.
     public struct Configuration: Codable, Sendable {
         /// Its classes (or R type), joined with `/`.

@@ -29,6 +29,9 @@ public distributed actor RSession: KapselActor {
         RExecutor.shared.asUnownedSerialExecutor()
     }
 
+    /// R's thread: calls run there, from decoding to answering (`KapselActor.callExecutor`).
+    public static var callExecutor: (any TaskExecutor)? { RThread.shared }
+
     /// Which R, with which libraries.
     public struct Configuration: Codable, Sendable, Hashable {
         /// The R installation.

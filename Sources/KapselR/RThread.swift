@@ -1,6 +1,7 @@
 import DequeModule
 import Dispatch
 import Foundation
+import Kapsel
 import Synchronization
 
 /// The one thread R runs on: R is not thread-safe and checks its C stack against the
@@ -8,8 +9,11 @@ import Synchronization
 /// finalizer's release — is a job run here, one at a time, in the order submitted.
 ///
 /// The thread has a stack of its own, large enough for what R and the packages it loads
-/// recurse into (R's own stack check is set to it).
-final class RThread: Sendable {
+/// recurse into (R's own stack check is set to it). It is the executor of R's actors'
+/// calls too (`KapselActor.callExecutor`), so a call runs here from decoding to answering;
+/// between calls that come quickly one after another it stays awake (`BusyWait`), so a
+/// call that arrives finds it running instead of paying a wake-up.
+final class RThread: TaskExecutor, Sendable {
     /// The thread of this process's R (and of its actors' executor).
     static let shared = RThread()
 
@@ -31,10 +35,18 @@ final class RThread: Sendable {
 
     private func serve() -> Never {
         identity.withLock { $0 = pthread_self() }
+        var waiting = BusyWait(busyPoll: BusyWait.defaultBusyPoll)
         while true {
-            ready.wait()
+            // Each submission signals `ready` once; signals left over from submissions found
+            // while polling only make a later sleep return early, to find no job and sleep again.
+            waiting.wait(until: { jobs.withLock { !$0.isEmpty } }, sleep: { ready.wait() })
             if let job = jobs.withLock({ $0.popFirst() }) { job() }
         }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        submit { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 
     /// Whether the caller is this thread.

@@ -91,7 +91,7 @@ public struct DaemonConfiguration: Sendable {
         let heartbeat = take(DaemonEnvironment.heartbeat).flatMap(HeartbeatSettings.init(environmentValue:))
         let lifetime = take(DaemonEnvironment.lifetime).flatMap(DaemonLifetime.init(environmentValue:)) ?? DaemonLifetime()
         let waitForHost = take(DaemonEnvironment.waitForHost).flatMap { Int64($0) }.map { Duration.milliseconds($0) }
-        let busyPoll = take(DaemonEnvironment.busyPoll).flatMap { Int64($0) }.map { Duration.microseconds($0) } ?? .microseconds(100)
+        let busyPoll = take(DaemonEnvironment.busyPoll).flatMap { Int64($0) }.map { Duration.microseconds($0) } ?? BusyWait.defaultBusyPoll
         _ = take(DaemonEnvironment.role)
         guard let url else { throw DaemonConfigurationError("\(DaemonEnvironment.url) is not set") }
         guard let secretHex, let secret = HostSecret(hex: secretHex) else {

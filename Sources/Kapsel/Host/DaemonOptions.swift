@@ -122,7 +122,7 @@ public struct DaemonOptions: Sendable {
     /// trip's system calls, so a burst of short jobs runs up to twice as fast. It costs
     /// processor time only during such bursts (the thread yields to any other that wants
     /// the processor); zero turns it off, for machines where every cycle belongs to jobs.
-    public var busyPoll: Duration = .microseconds(100)
+    public var busyPoll: Duration = BusyWait.defaultBusyPoll
     /// Limits on frames, both ways (the daemons get `maxFrameLength` too).
     public var limits: WireLimits = WireLimits()
     /// Plain arrays of fixed-width numbers (`[Double]`, `[Int32]`, `[UInt8]`, `Data`, ...)

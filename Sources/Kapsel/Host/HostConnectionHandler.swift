@@ -39,7 +39,7 @@ final class HostConnectionHandler: ChannelInboundHandler {
     /// which stays awake for up to `busyPoll` between quick answers.
     init(
         dispatcher: Dispatcher, secret: HostSecret, limits: WireLimits = WireLimits(), heartbeat: HeartbeatSettings? = nil, isLocal: Bool = false,
-        busyPoll: Duration = .microseconds(100)
+        busyPoll: Duration = BusyWait.defaultBusyPoll
     ) {
         self.isLocal = isLocal
         self.busyPoll = busyPoll

@@ -14,20 +14,24 @@ import Glibc
 /// whose peer was slow (an idle connection, a quiet pool) sleeps at once and costs no
 /// processor time. `sched_yield(2)` in the loop keeps a polling thread from holding a
 /// processor that another thread is waiting for.
-struct BusyWait {
+package struct BusyWait {
+    /// The polling time a daemon and its host use unless `DaemonOptions.busyPoll` says
+    /// otherwise: a few round trips on these machines.
+    package static let defaultBusyPoll: Duration = .microseconds(100)
+
     /// The longest a thread stays awake waiting; zero turns polling off.
-    let busyPoll: Duration
+    package let busyPoll: Duration
     /// Whether the last gap was short enough to poll through the next.
     private var peerIsQuick = false
 
-    init(busyPoll: Duration) {
+    package init(busyPoll: Duration) {
         self.busyPoll = busyPoll
     }
 
     /// Returns once `isReady` holds: polls it while the peer has been quick, then sleeps
     /// with `sleep`, which returns when work may have come (and may return early).
     /// Rethrows what `sleep` throws.
-    mutating func wait<E: Error>(until isReady: () -> Bool, sleep: () throws(E) -> Void) throws(E) {
+    package mutating func wait<E: Error>(until isReady: () -> Bool, sleep: () throws(E) -> Void) throws(E) {
         let clock = ContinuousClock()
         let start = clock.now
         if peerIsQuick, busyPoll > .zero {

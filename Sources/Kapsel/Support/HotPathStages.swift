@@ -65,7 +65,7 @@ package enum HotPathStages {
             guard case .run(let run) = try decoder.nextMessage(from: &buffer) else { throw WireError(.malformedFrame, "not a run request") }
             _ = try Envelope(payload: run.payload).decode(J.self, actorSystem: nil)
         })
-        add("daemon: start the job's task on the loop (Task.immediate)", await taskStart(rounds))
+        add("daemon: start the job's task on the reading thread (Task.immediate)", await taskStart(rounds))
         add("daemon: the job itself", try await median(rounds) { _ = try await job.run() })
         add("daemon: encode the result and its frame", try await median(rounds) { _ = try resultFrame() })
         add("daemon: write(2) of the frame (in W0)", socketWrite(result, rounds), addsToLocalPath: false)
