@@ -35,6 +35,41 @@ struct SocketReadingTests {
         #expect(outcome.error == nil)
     }
 
+    /// A frame of many megabytes, arriving over hundreds of reads between small messages,
+    /// is handed over whole and in its place.
+    @Test func aLargeFrameReadInManyPiecesArrivesWholeAndInOrder() async throws {
+        let (local, peer) = try socketPair()
+        let reader = SocketReader(descriptor: local, limits: WireLimits(), handshakeFrames: 0, busyPoll: .zero)
+        let log = ReadLog()
+        reader.start(received: { messages in log.received(messages) }, ended: { ending in log.ended(ending) })
+
+        let tokens = (0..<UInt64(2_000_000)).map { $0 &* 2_654_435_761 }
+        var buffer = ByteBuffer()
+        let encoder = FrameEncoder()
+        _ = encoder.append(.cancel(requestID: 1), to: &buffer)
+        _ = encoder.append(.released(tokens: tokens), to: &buffer)
+        _ = encoder.append(.cancel(requestID: 2), to: &buffer)
+        let bytes = Array(buffer.readableBytesView)
+        await onThread {
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + 65_536)
+                bytes[offset..<end].withUnsafeBytes { chunk in
+                    var sent = 0
+                    while sent < chunk.count { sent += max(0, write(peer, chunk.baseAddress! + sent, chunk.count - sent)) }
+                }
+                offset = end
+            }
+            close(peer)
+        }
+
+        let outcome = await log.outcome()
+        #expect(outcome.ids == [1, 2])
+        #expect(outcome.released == [tokens])
+        #expect(outcome.order == ["cancel", "released", "cancel"])
+        #expect(outcome.error == nil)
+    }
+
     /// A length beyond the limit ends the reader with the frame's error; what came before
     /// it was handed over.
     @Test func anOversizedFrameEndsTheReaderWithItsError() async throws {
@@ -127,6 +162,8 @@ struct SocketReadingTests {
 private final class ReadLog: Sendable {
     struct Outcome {
         var ids: [UInt64] = []
+        var released: [[UInt64]] = []
+        var order: [String] = []
         var endings = 0
         var error: (any Error)?
     }
@@ -136,7 +173,14 @@ private final class ReadLog: Sendable {
 
     func received(_ messages: [WireMessage]) {
         state.withLock { state in
-            for case .cancel(let id) in messages { state.ids.append(id) }
+            for message in messages {
+                state.order.append(message.kindName)
+                switch message {
+                case .cancel(let id): state.ids.append(id)
+                case .released(let tokens): state.released.append(tokens)
+                default: break
+                }
+            }
         }
     }
 

@@ -38,10 +38,16 @@ struct FrameReading {
     /// Waits for bytes on `descriptor` and reads what is there: the whole messages it
     /// completes, in order, and how the connection ended if it did (after those messages).
     mutating func read(from descriptor: Int32) -> (messages: [WireMessage], end: End?) {
-        // A fresh buffer per read: the messages of the last one may still hold slices of it.
-        var buffer = allocator.buffer(capacity: max(capacity, Self.needed(for: leftover)))
-        if var rest = leftover { buffer.writeBuffer(&rest) }
-        leftover = nil
+        var buffer: ByteBuffer
+        if var partial = leftover.take() {
+            // A frame not complete yet is read on in its own buffer, with room for all of
+            // it: its bytes are copied at most once (when messages of an earlier read still
+            // hold slices of the buffer), not again with every read.
+            partial.reserveCapacity(minimumWritableBytes: max(Self.needed(for: partial) - partial.readableBytes, capacity))
+            buffer = partial
+        } else {
+            buffer = allocator.buffer(capacity: capacity)
+        }
         let room = buffer.writableBytes
         var count = 0
         while true {
@@ -70,9 +76,8 @@ struct FrameReading {
     private static let initialCapacity = 4096
     private static let maximumCapacity = 1 << 20
 
-    /// The buffer a partial frame needs to complete: its whole length once the length is known.
-    private static func needed(for leftover: ByteBuffer?) -> Int {
-        guard let leftover else { return 0 }
+    /// The bytes a partial frame needs to complete: its whole length once the length is known.
+    private static func needed(for leftover: ByteBuffer) -> Int {
         guard let length = leftover.getInteger(at: leftover.readerIndex, as: UInt32.self) else { return leftover.readableBytes + initialCapacity }
         return 4 + Int(length)
     }
