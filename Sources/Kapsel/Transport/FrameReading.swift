@@ -26,6 +26,8 @@ struct FrameReading {
     private var waiting: ReadinessWait
     private var capacity = Self.initialCapacity
     private var leftover: ByteBuffer?
+    /// Whether messages hold slices of the leftover's buffer (writing into it would copy it).
+    private var leftoverIsShared = false
     private let allocator = ByteBufferAllocator()
 
     /// A reader's state for frames under `limits`, the first `handshakeFrames` of them under
@@ -39,14 +41,17 @@ struct FrameReading {
     /// completes, in order, and how the connection ended if it did (after those messages).
     mutating func read(from descriptor: Int32) -> (messages: [WireMessage], end: End?) {
         var buffer: ByteBuffer
-        if var partial = leftover.take() {
-            // A frame not complete yet is read on in its own buffer, with room for all of
-            // it: its bytes are copied at most once (when messages of an earlier read still
-            // hold slices of the buffer), not again with every read.
-            partial.reserveCapacity(minimumWritableBytes: max(Self.needed(for: partial) - partial.readableBytes, capacity))
+        if let partial = leftover, !leftoverIsShared, partial.writableBytes >= Self.needed(for: partial) - partial.readableBytes {
+            // The frame not complete yet is read on in place: its buffer has room for all
+            // of it and no message holds a slice of it.
             buffer = partial
+            leftover = nil
         } else {
-            buffer = allocator.buffer(capacity: capacity)
+            // A fresh buffer when the last read's messages still hold slices of its buffer, or
+            // a frame needs more room; it has room for the whole frame, so a frame's bytes are
+            // copied at most once, not again with every read.
+            buffer = allocator.buffer(capacity: max(capacity, leftover.map(Self.needed(for:)) ?? 0))
+            if var rest = leftover.take() { buffer.writeBuffer(&rest) }
         }
         let room = buffer.writableBytes
         var count = 0
@@ -70,6 +75,7 @@ struct FrameReading {
             return (messages, .failed(error))
         }
         leftover = buffer.readableBytes > 0 ? buffer : nil
+        leftoverIsShared = !messages.isEmpty
         return (messages, nil)
     }
 
