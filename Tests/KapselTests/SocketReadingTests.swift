@@ -51,15 +51,7 @@ struct SocketReadingTests {
         _ = encoder.append(.cancel(requestID: 2), to: &buffer)
         let bytes = Array(buffer.readableBytesView)
         await onThread {
-            var offset = 0
-            while offset < bytes.count {
-                let end = min(bytes.count, offset + 65_536)
-                bytes[offset..<end].withUnsafeBytes { chunk in
-                    var sent = 0
-                    while sent < chunk.count { sent += max(0, write(peer, chunk.baseAddress! + sent, chunk.count - sent)) }
-                }
-                offset = end
-            }
+            writeInPieces(bytes, to: peer) { _ in 65_536 }
             close(peer)
         }
 
@@ -214,7 +206,12 @@ private func writeCancellations(_ ids: ClosedRange<UInt64>, to socket: Int32) {
     let encoder = FrameEncoder()
     var buffer = ByteBuffer()
     for id in ids { _ = encoder.append(.cancel(requestID: id), to: &buffer) }
-    let bytes = Array(buffer.readableBytesView)
+    writeInPieces(Array(buffer.readableBytesView), to: socket) { piece in piece % 97 + 7 }
+}
+
+/// Writes `bytes` to `socket` in pieces: the first one byte long, each next as long as
+/// `next` makes of the one before; every piece written whole.
+private func writeInPieces(_ bytes: [UInt8], to socket: Int32, next: (Int) -> Int) {
     var offset = 0
     var piece = 1
     while offset < bytes.count {
@@ -224,7 +221,7 @@ private func writeCancellations(_ ids: ClosedRange<UInt64>, to socket: Int32) {
             while sent < chunk.count { sent += max(0, write(socket, chunk.baseAddress! + sent, chunk.count - sent)) }
         }
         offset = end
-        piece = piece % 97 + 7
+        piece = next(piece)
     }
 }
 
